@@ -1,0 +1,126 @@
+"""The ``autodata`` command line. Thin: parse options, load settings once, call flows."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from autodata import env
+from autodata.errors import AutodataError
+from autodata.settings import EMBEDDED_MODEL, ROLES, Settings, load_settings
+
+env.configure()
+
+app = typer.Typer(
+    help="Turn source documents into training data in the right difficulty zone.",
+    no_args_is_help=True,
+)
+models_app = typer.Typer(
+    help="Model backends: check them, prepare the embedded model.", no_args_is_help=True
+)
+app.add_typer(models_app, name="models")
+console = Console(stderr=True)
+ParamsOpt = Annotated[Path, typer.Option("--params", "-p", help="Settings file (the recipe).")]
+
+
+@app.callback()
+def main(ctx: typer.Context, params: ParamsOpt = Path("params.yaml")) -> None:
+    """autodata: Agentic Self-Instruct with a Challenger, weak/strong solvers and a Judge."""
+    ctx.obj = {"params": params}
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    return load_settings(ctx.obj["params"])
+
+
+def _fail(exc: AutodataError) -> None:
+    console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    raise typer.Exit(exc.exit_code)
+
+
+def _uses_embedded(settings: Settings) -> bool:
+    return any(settings.models.role(r).model == EMBEDDED_MODEL for r in ROLES)
+
+
+@app.command()
+def run(
+    ctx: typer.Context,
+    strict: Annotated[
+        bool, typer.Option(help="Treat any unreadable source file as fatal.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+) -> None:
+    """Ingest data/sources, run the Challenger/solver/judge rounds, write the accepted set."""
+    from autodata import summary
+    from autodata.progress import Reporter
+    from flows.pipeline import run_flow
+
+    try:
+        settings = _settings(ctx)
+        metrics: dict[str, Any] = asyncio.run(run_flow(settings, Reporter(console, quiet), strict))
+    except AutodataError as exc:
+        _fail(exc)
+    summary.render(metrics, Console(), _uses_embedded(settings))
+    paths = settings.paths
+    console.print(f"wrote {paths.rounds_table}, {paths.accepted_table}, {paths.generate_metrics}")
+
+
+@app.command()
+def ingest(
+    ctx: typer.Context,
+    strict: Annotated[
+        bool, typer.Option(help="Treat any unreadable source file as fatal.")
+    ] = False,
+) -> None:
+    """Read the sources directory into the sources table (no model calls)."""
+    from tasks.ingest import ingest_to_files
+
+    try:
+        settings = _settings(ctx)
+        n, skipped = ingest_to_files(settings.paths, settings.ingest, strict=strict)
+    except AutodataError as exc:
+        _fail(exc)
+    console.print(f"{n} sources → {settings.paths.sources_table}; {skipped} files skipped")
+
+
+@models_app.command("check")
+def models_check(ctx: typer.Context) -> None:
+    """Start or reach every role's backend and time one JSON-schema round trip each."""
+    from autodata.llm.backends import check_models
+
+    try:
+        checks = asyncio.run(check_models(_settings(ctx)))
+    except AutodataError as exc:
+        _fail(exc)
+    table = Table("role", "backend", "model", "latency", "status", title="models check")
+    for c in checks:
+        latency = f"{c.latency_s:.2f}s" if c.latency_s is not None else "-"
+        status = "[green]OK[/]" if c.ok else f"[red]FAIL[/] {c.detail}"
+        table.add_row(c.role, c.backend, c.model, latency, status)
+    Console().print(table)
+    if not all(c.ok for c in checks):
+        raise typer.Exit(3)
+
+
+@models_app.command("prepare")
+def models_prepare(ctx: typer.Context) -> None:
+    """Convert the embedded model (once) into a directory vLLM can serve."""
+    from autodata.llm.embedded import resolve_model
+
+    try:
+        settings = _settings(ctx)
+        name, where = resolve_model(EMBEDDED_MODEL, settings.vllm.python, settings.paths.models)
+    except AutodataError as exc:
+        _fail(exc)
+    console.print(f"{name}: {where}")
+
+
+def entrypoint() -> None:
+    """Console-script entry point."""
+    sys.exit(app())

@@ -1,0 +1,109 @@
+"""Backends chosen by name: ``openai`` (an external URL) or ``vllm`` (a managed local server).
+
+Both end in the same :class:`OpenAIChatClient`; roles naming the same model share one server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from pydantic import BaseModel, Field
+
+from autodata.errors import AutodataError
+from autodata.llm.cache import CallCache
+from autodata.llm.client import ChatRequest, OpenAIChatClient
+from autodata.llm.vllm_server import ServerRegistry
+from autodata.settings import ROLES, RoleModel, Settings
+
+
+async def _endpoint(spec: RoleModel, registry: ServerRegistry) -> tuple[str, str]:
+    if spec.backend == "openai":
+        assert spec.base_url is not None  # enforced by RoleModel
+        return spec.base_url, spec.model
+    return await asyncio.to_thread(registry.url_for, spec.model)
+
+
+async def make_client(
+    role: str, spec: RoleModel, registry: ServerRegistry, cache: CallCache | None
+) -> OpenAIChatClient:
+    """Reach (or start) the role's server and return its client."""
+    base_url, served = await _endpoint(spec, registry)
+    return OpenAIChatClient(
+        base_url,
+        served,
+        api_key=spec.api_key.get_secret_value() if spec.api_key else None,
+        max_concurrency=spec.max_concurrency,
+        timeout_s=spec.timeout_s,
+        max_retries=spec.max_retries,
+        max_resamples=spec.max_resamples,
+        cache=cache,
+        guidance_hints=spec.backend == "vllm" and spec.guided_json_hints,
+        role=role,
+    )
+
+
+@asynccontextmanager
+async def open_clients(
+    settings: Settings, roles: Iterable[str] = ROLES, *, use_cache: bool = True
+) -> AsyncIterator[dict[str, OpenAIChatClient]]:
+    """Clients for ``roles``; managed servers are started once and always stopped on exit."""
+    cache = CallCache(settings.paths.cache) if use_cache else None
+    clients: dict[str, OpenAIChatClient] = {}
+    with ServerRegistry(settings.vllm, settings.paths) as registry:
+        try:
+            for role in roles:
+                clients[role] = await make_client(role, settings.models.role(role), registry, cache)
+            yield clients
+        finally:
+            for client in clients.values():
+                await client.aclose()
+            if cache is not None:
+                cache.close()
+
+
+class _Ping(BaseModel):
+    ok: bool
+    word: str = Field(max_length=20)
+
+
+@dataclass
+class RoleCheck:
+    """Result of ``autodata models check`` for one role."""
+
+    role: str
+    backend: str
+    model: str
+    latency_s: float | None
+    ok: bool
+    detail: str
+
+
+async def check_role(role: str, client: OpenAIChatClient, backend: str) -> RoleCheck:
+    """One JSON-schema round trip, uncached, timed."""
+    request = ChatRequest.of(
+        "Reply with JSON only.",
+        'Return {"ok": true, "word": "hello"}.',
+        temperature=0.0,
+        max_tokens=32,
+        response_model=_Ping,
+    )
+    start = time.perf_counter()
+    try:
+        result = await client.chat(request)
+    except AutodataError as exc:
+        return RoleCheck(role, backend, client.model, None, False, str(exc))
+    latency = time.perf_counter() - start
+    return RoleCheck(role, backend, client.model, latency, True, f"JSON ok: {result.texts[0][:60]}")
+
+
+async def check_models(settings: Settings) -> list[RoleCheck]:
+    """Start or reach every configured backend and check each role once."""
+    async with open_clients(settings, use_cache=False) as clients:
+        return [
+            await check_role(role, client, settings.models.role(role).backend)
+            for role, client in clients.items()
+        ]

@@ -1,0 +1,298 @@
+"""The one LLM seam: an async client over the OpenAI chat-completions wire format.
+
+Every role (challenger, verifier, weak, strong, judge) talks through :class:`ChatClient`.
+Backends differ only in how the server is reached or started (see ``backends.py``).
+Retries live here, at the network, and nowhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from autodata.errors import BackendError, CallError
+from autodata.llm.cache import CallCache, cache_key
+
+RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
+GUIDANCE_HINTS = {"whitespace_flexible": False, "key_separator": ": ", "item_separator": ", "}
+RESAMPLE_SEED_STRIDE = 1_000_003  # seeds of re-asks after unparseable JSON: seed + k * stride
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """One chat call. ``response_model`` asks for JSON that validates against that model."""
+
+    messages: tuple[tuple[str, str], ...]  # (role, content)
+    temperature: float = 0.7
+    top_p: float = 1.0
+    max_tokens: int = 512
+    seed: int = 0
+    n: int = 1
+    response_model: type[BaseModel] | None = None
+    top_logprobs: int = 0  # >0: ask for the first tokens' top logprobs
+
+    @staticmethod
+    def of(system: str, user: str, **kwargs: Any) -> ChatRequest:
+        """A request with one system and one user message."""
+        return ChatRequest(messages=(("system", system), ("user", user)), **kwargs)
+
+
+@dataclass
+class ChatResult:
+    """What came back: one text per choice, parsed objects if JSON was asked for."""
+
+    texts: list[str]
+    parsed: list[BaseModel] = field(default_factory=list)
+    top_logprobs: list[dict[str, float]] = field(default_factory=list)  # per choice, first token
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cached: bool = False
+    model: str = ""
+
+
+@dataclass
+class CallStats:
+    """Counters per client (per role), reported in the run summary and metrics."""
+
+    calls: int = 0
+    cache_hits: int = 0
+    retries: int = 0
+    resamples: int = 0
+    failures: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+class ChatClient(Protocol):
+    """The interface every stage uses. One abstract method, like simonw/llm's ``execute``."""
+
+    model: str
+    stats: CallStats
+
+    async def chat(self, request: ChatRequest) -> ChatResult: ...
+
+
+class OpenAIChatClient:
+    """Client for any OpenAI-compatible server (vLLM, SGLang, llama.cpp, OpenAI)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        api_key: str | None = None,
+        max_concurrency: int = 4,
+        timeout_s: float = 120.0,
+        max_retries: int = 3,
+        max_resamples: int = 2,
+        cache: CallCache | None = None,
+        guidance_hints: bool = False,
+        backoff_s: float = 0.5,
+        role: str = "",
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.role = role or model
+        self.stats = CallStats()
+        self._cache = cache
+        self._hints = guidance_hints
+        self._retries = max_retries
+        self._resamples = max_resamples
+        self._backoff = backoff_s
+        self._limit = asyncio.Semaphore(max_concurrency)
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.AsyncClient(
+            headers=headers,
+            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
+            limits=httpx.Limits(
+                max_connections=max_concurrency, max_keepalive_connections=max_concurrency
+            ),
+        )
+
+    def __repr__(self) -> str:  # never show the key
+        return f"OpenAIChatClient(role={self.role!r}, model={self.model!r}, url={self.base_url!r})"
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def chat(self, request: ChatRequest) -> ChatResult:
+        """Run one call: cache, then network with retries, then JSON validation with re-asks."""
+        for attempt in range(self._resamples + 1):
+            seed = request.seed + attempt * RESAMPLE_SEED_STRIDE
+            body = self._body(request, seed)
+            response, cached = await self._fetch(body)
+            try:
+                return self._result(request, response, cached)
+            except _InvalidOutput as exc:
+                last = exc
+                self.stats.resamples += 1
+        self.stats.failures += 1
+        raise CallError(
+            "invalid_output",
+            f"{self.role}: unparseable output after {self._resamples + 1} tries: {last}",
+        )
+
+    def _body(self, request: ChatRequest, seed: int) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": [{"role": r, "content": c} for r, c in request.messages],
+            "temperature": request.temperature,
+            "top_p": request.top_p,
+            "max_tokens": request.max_tokens,
+            "n": request.n,
+            "seed": seed,
+        }
+        if request.response_model is not None:
+            body["response_format"] = self._response_format(request.response_model)
+        if request.top_logprobs:
+            body["logprobs"] = True
+            body["top_logprobs"] = request.top_logprobs
+        return body
+
+    def _response_format(self, model: type[BaseModel]) -> dict[str, Any]:
+        schema = model.model_json_schema()
+        if self._hints:
+            schema["x-guidance"] = GUIDANCE_HINTS
+        return {"type": "json_schema", "json_schema": {"name": model.__name__, "schema": schema}}
+
+    async def _fetch(self, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        key = cache_key(body)
+        if self._cache is not None and (hit := self._cache.get(key)) is not None:
+            self.stats.cache_hits += 1
+            return hit, True
+        response = await self._post_with_retries(body)
+        if self._cache is not None:
+            self._cache.put(key, response)
+        return response, False
+
+    async def _post_with_retries(self, body: dict[str, Any]) -> dict[str, Any]:
+        for attempt in range(self._retries + 1):
+            try:
+                async with self._limit:
+                    self.stats.calls += 1
+                    return await self._post(body)
+            except _Transient as exc:
+                if attempt == self._retries:
+                    self.stats.failures += 1
+                    raise CallError(
+                        exc.kind, f"{self.role}: {exc} after {attempt + 1} tries"
+                    ) from None
+                self.stats.retries += 1
+                await asyncio.sleep(
+                    exc.retry_after or self._backoff * 2**attempt * (1 + random.random())
+                )
+        raise AssertionError("unreachable")
+
+    async def _post(self, body: dict[str, Any]) -> dict[str, Any]:
+        url = f"{self.base_url}/chat/completions"
+        try:
+            resp = await self._http.post(url, json=body)
+        except httpx.TimeoutException as exc:
+            raise _Transient("timeout", f"timeout calling {url}") from exc
+        except httpx.TransportError as exc:
+            raise _Transient(
+                "connection", f"connection to {url} failed ({type(exc).__name__})"
+            ) from exc
+        if resp.status_code != 200:
+            self._raise_for_status(resp, url)
+        try:
+            data = resp.json()
+            data["choices"][0]["message"]
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise _Transient("bad_body", f"malformed response body from {url}") from exc
+        return data
+
+    def _raise_for_status(self, resp: httpx.Response, url: str) -> None:
+        code = resp.status_code
+        detail = _error_detail(resp)
+        if code in RETRYABLE_STATUS:
+            raise _Transient(
+                f"http_{code}", f"HTTP {code} from {url}: {detail}", _retry_after(resp)
+            )
+        if code in (401, 403):
+            raise BackendError(
+                f"{self.role}: {url} refused the API key (HTTP {code}); "
+                f"set AUTODATA_MODELS__{self.role.upper()}__API_KEY to a valid key"
+            )
+        if code == 404:
+            raise BackendError(
+                f"{self.role}: {url} has no model '{self.model}' (HTTP 404: {detail}); "
+                f"set models.{self.role}.model in params.yaml to a model the server lists at /v1/models"
+            )
+        raise CallError(f"http_{code}", f"{self.role}: HTTP {code} from {url}: {detail}")
+
+    def _result(self, request: ChatRequest, response: dict[str, Any], cached: bool) -> ChatResult:
+        choices = sorted(response["choices"], key=lambda c: c.get("index", 0))
+        texts = [(c.get("message") or {}).get("content") or "" for c in choices]
+        usage = response.get("usage") or {}
+        result = ChatResult(
+            texts=texts,
+            top_logprobs=[_first_token_logprobs(c) for c in choices],
+            tokens_in=int(usage.get("prompt_tokens") or 0),
+            tokens_out=int(usage.get("completion_tokens") or 0),
+            cached=cached,
+            model=str(response.get("model") or self.model),
+        )
+        if request.response_model is not None:
+            result.parsed = [_parse(request.response_model, t) for t in texts]
+        if not cached:
+            self.stats.tokens_in += result.tokens_in
+            self.stats.tokens_out += result.tokens_out
+        return result
+
+
+class _Transient(Exception):
+    def __init__(self, kind: str, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.retry_after = retry_after
+
+
+class _InvalidOutput(Exception):
+    pass
+
+
+def _parse(model: type[BaseModel], text: str) -> BaseModel:
+    try:
+        return model.model_validate_json(text)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise _InvalidOutput(f"{where}: {first['msg']}" if where else first["msg"]) from None
+
+
+def _first_token_logprobs(choice: dict[str, Any]) -> dict[str, float]:
+    content = (choice.get("logprobs") or {}).get("content") or []
+    if not content:
+        return {}
+    return {t["token"]: float(t["logprob"]) for t in content[0].get("top_logprobs") or []}
+
+
+def _retry_after(resp: httpx.Response) -> float | None:
+    try:
+        return min(float(resp.headers.get("retry-after", "")), 60.0)
+    except ValueError:
+        return None
+
+
+def _error_detail(resp: httpx.Response) -> str:
+    try:
+        err = resp.json().get("error")
+        message = err.get("message") if isinstance(err, dict) else err
+        return str(message or resp.text)[:200]
+    except (ValueError, AttributeError):
+        return resp.text[:200]
+
+
+def dumps(obj: Any) -> str:
+    """Compact JSON, used where prompts embed structured data."""
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ": "))

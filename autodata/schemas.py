@@ -1,0 +1,169 @@
+"""Table contracts: every stage names its input and output schema here, once.
+
+:func:`check` is called by stage wrappers where data enters and leaves (DESIGN §3).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+from typing import Any
+
+from polars.datatypes import DataType
+
+
+def _schema(columns: dict[str, Any]) -> pl.Schema:
+    return pl.Schema(columns)
+
+
+RUBRIC: DataType = pl.List(pl.Struct({"criterion": pl.String, "weight": pl.Int64}))
+
+SOURCES = _schema(
+    {
+        "source_id": pl.String,  # sha256 of doc_id + section text, first 16 hex chars
+        "doc_id": pl.String,  # sha256 of the whole file/record text
+        "section": pl.Int64,
+        "domain": pl.String,
+        "title": pl.String,
+        "uri": pl.String,
+        "text": pl.String,
+        "n_chars": pl.Int64,
+        "ingested_at": pl.Datetime("us", "UTC"),
+    }
+)
+
+SKIPPED = pl.Schema({"uri": pl.String, "reason": pl.String})
+
+CHALLENGES = _schema(
+    {
+        "candidate_id": pl.String,
+        "source_id": pl.String,
+        "round": pl.Int64,
+        "context": pl.String,
+        "question": pl.String,
+        "reference_answer": pl.String,
+        "question_type": pl.String,
+        "reasoning_skills": pl.List(pl.String),
+        "rubric": RUBRIC,
+        "qv_passed": pl.Boolean,
+        "qv_reason": pl.String,
+        "call_status": pl.String,  # ok | infra_error
+        "recipe_hash": pl.String,
+        "challenger_model": pl.String,
+        "prompt_hash": pl.String,
+    }
+)
+
+ROLLOUTS = _schema(
+    {
+        "candidate_id": pl.String,
+        "role": pl.String,  # weak | strong
+        "rollout": pl.Int64,
+        "answer": pl.String,
+        "tokens_in": pl.Int64,
+        "tokens_out": pl.Int64,
+        "model": pl.String,
+        "call_status": pl.String,  # ok | infra_error
+        "error": pl.String,
+    }
+)
+
+JUDGMENTS = _schema(
+    {
+        "candidate_id": pl.String,
+        "role": pl.String,  # weak | strong | control_ref | control_null
+        "rollout": pl.Int64,
+        "criterion_met": pl.List(pl.Boolean),
+        "criterion_p_yes": pl.List(pl.Float64),  # null entries where the server gave no logprobs
+        "score": pl.Float64,  # Σ weight·met / Σ weight
+        "p_score": pl.Float64,  # Σ weight·p_yes / Σ weight, null without logprobs
+        "judge_model": pl.String,
+        "call_status": pl.String,  # ok | infra_error
+    }
+)
+
+DECISIONS = (
+    "accepted",
+    "too_easy",
+    "suspicious_zero",
+    "failed_strong",
+    "failed_quality",
+    "judge_unreliable",
+    "infra_error",
+)
+
+ROUNDS = _schema(
+    {
+        "candidate_id": pl.String,
+        "source_id": pl.String,
+        "round": pl.Int64,
+        "question": pl.String,
+        "weak_mean": pl.Float64,
+        "weak_max": pl.Float64,
+        "weak_min": pl.Float64,
+        "strong_mean": pl.Float64,
+        "strong_min": pl.Float64,
+        "gap": pl.Float64,
+        "control_gap": pl.Float64,
+        "decision": pl.String,
+        "reason": pl.String,
+        "feedback": pl.String,
+        "recipe_hash": pl.String,
+        "gate": pl.String,  # JSON of the Gate settings the decision was made under
+    }
+)
+
+
+def empty(schema: pl.Schema) -> pl.DataFrame:
+    """An empty frame with ``schema``."""
+    return pl.DataFrame(schema=schema)
+
+
+def check(frame: pl.DataFrame, schema: pl.Schema, name: str) -> pl.DataFrame:
+    """Return ``frame`` with exactly ``schema``'s columns, or raise naming the mismatch.
+
+    A mismatch is a programming error between stages, not bad user input.
+    """
+    missing = [c for c in schema.names() if c not in frame.columns]
+    if missing:
+        raise TypeError(f"table '{name}' is missing columns {missing}")
+    frame = frame.select(schema.names())
+    wrong = [
+        f"{c}: {frame.schema[c]} != {t}"
+        for c, t in schema.items()
+        if frame.schema[c] != t and frame.schema[c] != pl.Null
+    ]
+    if wrong:
+        raise TypeError(f"table '{name}' has wrong column types: {wrong}")
+    return frame.cast(dict(schema))  # type: ignore[arg-type]
+
+
+ACCEPTED = _schema(
+    {
+        "candidate_id": pl.String,
+        "source_id": pl.String,
+        "domain": pl.String,
+        "round": pl.Int64,
+        "rounds_used": pl.Int64,
+        "context": pl.String,
+        "question": pl.String,
+        "reference_answer": pl.String,
+        "question_type": pl.String,
+        "reasoning_skills": pl.List(pl.String),
+        "rubric": RUBRIC,
+        "weak_mean": pl.Float64,
+        "weak_max": pl.Float64,
+        "weak_min": pl.Float64,
+        "strong_mean": pl.Float64,
+        "strong_min": pl.Float64,
+        "gap": pl.Float64,
+        "control_gap": pl.Float64,
+        "gate": pl.String,  # JSON of the Gate settings this row was accepted under
+        "recipe_hash": pl.String,
+        "prompt_hash": pl.String,  # hash of all prompt templates used
+        "challenger_model": pl.String,
+        "weak_model": pl.String,
+        "strong_model": pl.String,
+        "judge_model": pl.String,
+        "git_rev": pl.String,
+    }
+)

@@ -1,0 +1,262 @@
+"""The one settings object: ``params.yaml`` (the recipe) + ``AUTODATA_*`` environment variables.
+
+Loaded once at the edge (CLI / flow entry) with :func:`load_settings` and passed down as values.
+Secrets (API keys) come only from the environment, e.g. ``AUTODATA_MODELS__JUDGE__API_KEY``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from autodata.errors import ConfigError
+
+ROLES = ("challenger", "verifier", "weak", "strong", "judge")
+EMBEDDED_MODEL = "embedded:smollm2-135m-instruct"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RoleModel(_Section):
+    """How one role reaches its model, and how it samples."""
+
+    backend: Literal["vllm", "openai"] = "vllm"
+    model: str = EMBEDDED_MODEL
+    base_url: str | None = Field(None, description="for backend=openai: e.g. http://host:8000/v1")
+    api_key: SecretStr | None = Field(None, description="environment only")
+    temperature: float = Field(0.7, ge=0.0, le=2.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    max_tokens: int = Field(512, ge=1, le=32768)
+    seed: int = 0
+    privileged: bool = Field(False, description="solver also sees the source document")
+    max_concurrency: int = Field(4, ge=1, le=1024)
+    timeout_s: float = Field(120.0, gt=0)
+    max_retries: int = Field(3, ge=0, le=20)
+    max_resamples: int = Field(2, ge=0, le=10, description="re-asks on unparseable JSON")
+    guided_json_hints: bool = Field(
+        True, description="add vLLM guidance whitespace hints to JSON schemas (DESIGN §4)"
+    )
+
+    @model_validator(mode="after")
+    def _openai_needs_url(self) -> RoleModel:
+        if self.backend == "openai" and not self.base_url:
+            raise ValueError("backend 'openai' needs base_url (e.g. http://127.0.0.1:8000/v1)")
+        return self
+
+
+class Models(_Section):
+    challenger: RoleModel = RoleModel(temperature=0.3, max_tokens=768)
+    verifier: RoleModel = RoleModel(temperature=0.0, max_tokens=128)
+    weak: RoleModel = RoleModel(temperature=0.7, max_tokens=256)
+    strong: RoleModel = RoleModel(temperature=0.7, max_tokens=256, privileged=True)
+    judge: RoleModel = RoleModel(temperature=0.0, max_tokens=4)
+
+    def role(self, name: str) -> RoleModel:
+        return getattr(self, name)
+
+
+class Gate(_Section):
+    """Acceptance thresholds (DESIGN §1 steps 5 and 7)."""
+
+    weak_mean_max: float = Field(0.65, ge=0, le=1)
+    weak_max_max: float = Field(0.75, ge=0, le=1)
+    strong_mean_min: float = Field(0.60, ge=0, le=1)
+    strong_mean_max: float = Field(0.95, ge=0, le=1)
+    min_gap: float = Field(0.20, ge=0, le=1)
+    forbid_zero_weak: bool = True
+    forbid_zero_strong: bool = True
+    control_margin: float = Field(
+        0.5, ge=0, le=1, description="min score(reference) - score(non-answer) for a reliable judge"
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Gate:
+        if self.strong_mean_min >= self.strong_mean_max:
+            raise ValueError("strong_mean_min must be below strong_mean_max")
+        if self.weak_mean_max > self.weak_max_max:
+            raise ValueError("weak_mean_max must not exceed weak_max_max")
+        return self
+
+
+class Rollouts(_Section):
+    weak: int = Field(3, ge=1, le=64)
+    strong: int = Field(3, ge=1, le=64)
+
+
+class Loop(_Section):
+    max_rounds: int = Field(8, ge=1, le=100)
+    max_infra_retries: int = Field(2, ge=0, le=20, description="extra rounds for infra errors")
+    mode: Literal["rubric", "verifiable"] = "rubric"
+    non_answer: str = "I don't know."
+
+
+class Ingest(_Section):
+    text_column: str = "text"
+    max_section_chars: int = Field(3000, ge=200)
+    min_chars: int = Field(40, ge=1)
+    max_file_mb: float = Field(50.0, gt=0)
+    domains: dict[str, str] = Field(
+        default_factory=dict, description="sub-directory name -> domain label"
+    )
+
+
+class Validate(_Section):
+    """Dataset-level difficulty checks run by the Great Expectations gate before export."""
+
+    min_median_gap: float = Field(0.20, ge=0, le=1)
+    max_infra_error_share: float = Field(0.25, ge=0, le=1)
+    min_accepted: int = Field(0, ge=0, description="fail validation below this many accepted rows")
+
+
+class Vllm(_Section):
+    """How managed vLLM servers are started (the environment is separate from the pipeline's)."""
+
+    python: Path = Path(".venv-vllm/bin/python")
+    host: str = "127.0.0.1"
+    port: int = Field(0, ge=0, le=65535, description="0 = pick a free port")
+    max_model_len: int = 2048
+    startup_timeout_s: float = 300.0
+    kv_cache_gib: int = Field(1, ge=1)
+    extra_args: list[str] = Field(default_factory=lambda: ["--enforce-eager"])
+
+
+class Paths(_Section):
+    """Every path named once."""
+
+    sources: Path = Path("data/sources")
+    interim: Path = Path("data/interim")
+    processed: Path = Path("data/processed")
+    export: Path = Path("data/export")
+    metrics: Path = Path("metrics")
+    reports: Path = Path("reports")
+    cache: Path = Path(".cache/llm")
+    models: Path = Path(".cache/models")
+    logs: Path = Path(".cache/logs")
+
+    @property
+    def sources_table(self) -> Path:
+        return self.processed / "sources.parquet"
+
+    @property
+    def rounds_table(self) -> Path:
+        return self.processed / "rounds.parquet"
+
+    @property
+    def accepted_table(self) -> Path:
+        return self.processed / "accepted.parquet"
+
+    @property
+    def generate_metrics(self) -> Path:
+        return self.metrics / "generate.json"
+
+    @property
+    def skipped_sources_table(self) -> Path:
+        return self.processed / "skipped_sources.parquet"
+
+    @property
+    def validation_metrics(self) -> Path:
+        return self.metrics / "validation.json"
+
+    @property
+    def data_docs(self) -> Path:
+        return self.reports / "validation"
+
+    @property
+    def plots(self) -> Path:
+        return self.reports / "plots"
+
+    def round_dir(self, round_no: int) -> Path:
+        return self.interim / f"round_{round_no:02d}"
+
+
+class Settings(BaseSettings):
+    """Everything configurable. Sections mirror ``params.yaml``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="AUTODATA_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    models: Models = Models()
+    gate: Gate = Gate()
+    rollouts: Rollouts = Rollouts()
+    loop: Loop = Loop()
+    ingest: Ingest = Ingest()
+    validate_: Validate = Field(Validate(), alias="validate")
+    vllm: Vllm = Vllm()
+    paths: Paths = Paths()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (env_settings, init_settings)
+
+    def recipe(self) -> dict[str, Any]:
+        """The settings that change what data is produced (no paths, no secrets, no servers)."""
+        keep = self.model_dump(mode="json", include={"models", "gate", "rollouts", "loop"})
+        for role in keep["models"].values():
+            for key in ("api_key", "max_concurrency", "timeout_s", "max_retries", "base_url"):
+                role.pop(key, None)
+        return keep
+
+    def recipe_hash(self) -> str:
+        """Short stable hash of :meth:`recipe`, recorded on every row for lineage."""
+        blob = json.dumps(self.recipe(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"{path}: file not found; pass --params PATH or create it (see README)")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc}); fix the syntax") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of sections (models, gate, ...)")
+    _reject_secrets(data, path)
+    return data
+
+
+def _reject_secrets(data: dict[str, Any], path: Path) -> None:
+    for role, spec in (data.get("models") or {}).items():
+        if isinstance(spec, dict) and "api_key" in spec:
+            env = f"AUTODATA_MODELS__{str(role).upper()}__API_KEY"
+            raise ConfigError(
+                f"{path}: models.{role}.api_key: secrets never go in params.yaml; remove it and set {env}"
+            )
+
+
+def _describe(exc: ValidationError, path: Path) -> str:
+    err = exc.errors()[0]
+    key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    env = "AUTODATA_" + "__".join(str(p).upper() for p in err["loc"])
+    if err["type"] == "extra_forbidden":
+        return f"{path}: unknown key '{key}'; remove it or check its spelling against the README"
+    got = err.get("input")
+    shown = "" if isinstance(got, dict) else f" (got {got!r})"
+    more = f" (+{len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return f"{path}: {key}: {err['msg']}{shown}; fix it in {path} or {env}{more}"
+
+
+def load_settings(path: Path | str = "params.yaml") -> Settings:
+    """Load and validate settings; raise :class:`ConfigError` with one actionable line."""
+    path = Path(path)
+    data = _read_yaml(path)
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path)) from exc

@@ -1,0 +1,240 @@
+"""Stage: challenge + verify. The Challenger writes an item per open source; the quality
+verifier (code checks, then an LLM check) rejects leaks, malformed rubrics and vague questions.
+
+Input: ``sources`` rows still open, the ``rounds`` history. Output: ``schemas.CHALLENGES``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+import polars as pl
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel, Field
+
+from autodata import prompts, schemas
+from autodata.errors import CallError
+from autodata.llm.client import ChatClient, ChatRequest
+from autodata.progress import Reporter
+from autodata.settings import RoleModel
+from autodata.stagefile import persisted
+
+PROMPTS = ("challenger_system", "challenger_user", "challenger_example_user",
+           "challenger_example_assistant", "feedback", "verifier_system", "verifier_user")  # fmt: skip
+Weight = Literal[1, 2, 3, 4, 5, 6, 7]
+
+
+class Criterion(BaseModel):
+    criterion: str = Field(min_length=3, max_length=200)
+    weight: Weight
+
+
+class ChallengeOut(BaseModel):
+    """The Challenger's JSON (DESIGN §1 step 1). Bounded so guided decoding terminates."""
+
+    context: str = Field(min_length=1, max_length=1500)
+    question: str = Field(min_length=1, max_length=500)
+    reference_answer: str = Field(min_length=1, max_length=800)
+    question_type: str = Field(max_length=40)
+    reasoning_skills: list[str] = Field(max_length=4)
+    rubric: list[Criterion] = Field(min_length=1, max_length=6)
+
+
+class VerifierOut(BaseModel):
+    leak: bool
+    clear: bool
+    rubric_ok: bool
+    reason: str = Field(max_length=200)
+
+
+def candidate_id(source_id: str, round_no: int, recipe_hash: str) -> str:
+    """Stable id of the item written for ``source_id`` in ``round_no`` under a recipe."""
+    return hashlib.sha256(f"{source_id}|{round_no}|{recipe_hash}".encode()).hexdigest()[:16]
+
+
+def feedback_text(history: pl.DataFrame, source_id: str) -> str:
+    """Typed feedback (DESIGN §1 step 8) from this source's earlier rounds; '' on round 1."""
+    lines = [
+        row["feedback"]
+        for row in history.filter(pl.col("source_id") == source_id)
+        .sort("round")
+        .iter_rows(named=True)
+        if row["feedback"]
+    ]
+    if not lines:
+        return ""
+    return (
+        "\n" + prompts.render("feedback", attempts="\n".join(f"- {line}" for line in lines)) + "\n"
+    )
+
+
+def challenger_request(source: dict, feedback: str, spec: RoleModel, round_no: int) -> ChatRequest:
+    """The Challenger's messages: system, one worked example as chat turns, the source."""
+    user = prompts.render(
+        "challenger_user",
+        domain=source["domain"],
+        source=prompts.fence(source["text"]),
+        feedback=feedback,
+    )
+    messages = (
+        ("system", prompts.render("challenger_system")),
+        ("user", prompts.render("challenger_example_user")),
+        ("assistant", prompts.render("challenger_example_assistant")),
+        ("user", user),
+    )
+    return ChatRequest(messages=messages, temperature=spec.temperature, top_p=spec.top_p,
+                       max_tokens=spec.max_tokens, seed=spec.seed + round_no, response_model=ChallengeOut)  # fmt: skip
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"\W+", " ", text.lower()).strip()
+
+
+def static_quality(item: ChallengeOut) -> str | None:
+    """Code checks before any LLM verdict. Returns the rejection reason, or None."""
+    answer, context = _norm(item.reference_answer), _norm(item.context)
+    if len(_norm(item.question)) < 15:
+        return "vague question: fewer than 15 characters"
+    if len(answer) >= 12 and answer in context:
+        return "context leak: the reference answer appears verbatim in the context"
+    criteria = [_norm(c.criterion) for c in item.rubric]
+    if len(set(criteria)) < len(criteria):
+        return "malformed rubric: duplicate criteria"
+    if _norm(item.question) == answer:
+        return "malformed item: the answer repeats the question"
+    return None
+
+
+def verifier_request(item: ChallengeOut, spec: RoleModel) -> ChatRequest:
+    """The quality verifier's request for one item."""
+    rubric = "\n".join(f"- ({c.weight}) {c.criterion}" for c in item.rubric)
+    user = prompts.render("verifier_user", context=prompts.fence(item.context), question=prompts.fence(item.question),
+                          reference_answer=prompts.fence(item.reference_answer), rubric=prompts.fence(rubric))  # fmt: skip
+    return ChatRequest.of(prompts.render("verifier_system"), user, temperature=spec.temperature,
+                          max_tokens=spec.max_tokens, seed=spec.seed, response_model=VerifierOut)  # fmt: skip
+
+
+def verdict_reason(verdict: VerifierOut) -> str | None:
+    """Rejection reason from the verifier's flags, or None when it passes."""
+    if verdict.leak:
+        return f"context leak (verifier): {verdict.reason}"
+    if not verdict.clear:
+        return f"vague question (verifier): {verdict.reason}"
+    if not verdict.rubric_ok:
+        return f"rubric does not cover the answer (verifier): {verdict.reason}"
+    return None
+
+
+async def _one(source: dict, history: pl.DataFrame, round_no: int, roles: Roles) -> dict:
+    row = _blank_row(source, round_no, roles)
+    request = challenger_request(
+        source, feedback_text(history, source["source_id"]), roles.challenger_spec, round_no
+    )
+    try:
+        item = (await roles.challenger.chat(request)).parsed[0]
+    except CallError as exc:
+        return row | _failure(exc, "challenger")
+    assert isinstance(item, ChallengeOut)
+    row |= _item_columns(item)
+    reason = static_quality(item)
+    if reason is None:
+        try:
+            verdict = (
+                await roles.verifier.chat(verifier_request(item, roles.verifier_spec))
+            ).parsed[0]
+        except CallError as exc:
+            return row | _failure(exc, "verifier")
+        assert isinstance(verdict, VerifierOut)
+        reason = verdict_reason(verdict)
+    return row | {"qv_passed": reason is None, "qv_reason": reason or "", "call_status": "ok"}
+
+
+def _failure(exc: CallError, who: str) -> dict:
+    if exc.is_infra:
+        return {
+            "qv_passed": False,
+            "qv_reason": f"{who} call failed: {exc}",
+            "call_status": "infra_error",
+        }
+    return {"qv_passed": False, "qv_reason": f"{who} output invalid: {exc}", "call_status": "ok"}
+
+
+def _item_columns(item: ChallengeOut) -> dict:
+    return {
+        "context": item.context,
+        "question": item.question,
+        "reference_answer": item.reference_answer,
+        "question_type": item.question_type,
+        "reasoning_skills": item.reasoning_skills,
+        "rubric": [c.model_dump() for c in item.rubric],
+    }
+
+
+def _blank_row(source: dict, round_no: int, roles: Roles) -> dict:
+    return {
+        "candidate_id": candidate_id(source["source_id"], round_no, roles.recipe_hash),
+        "source_id": source["source_id"],
+        "round": round_no,
+        "context": None, "question": None, "reference_answer": None, "question_type": None,
+        "reasoning_skills": [], "rubric": [],
+        "recipe_hash": roles.recipe_hash,
+        "challenger_model": roles.challenger.model,
+        "prompt_hash": prompts.prompt_hash(*PROMPTS),
+    }  # fmt: skip
+
+
+class Roles:
+    """The clients and sampling specs the challenge stage uses (values, no settings file)."""
+
+    def __init__(self, challenger: ChatClient, challenger_spec: RoleModel, verifier: ChatClient,
+                 verifier_spec: RoleModel, recipe_hash: str) -> None:  # fmt: skip
+        self.challenger, self.challenger_spec = challenger, challenger_spec
+        self.verifier, self.verifier_spec = verifier, verifier_spec
+        self.recipe_hash = recipe_hash
+
+
+async def challenge(
+    sources: pl.DataFrame,
+    history: pl.DataFrame,
+    round_no: int,
+    roles: Roles,
+    on_done: Callable[[], None] | None = None,
+) -> pl.DataFrame:
+    """Write and verify one item per source in ``sources`` for ``round_no``."""
+
+    async def run(source: dict) -> dict:
+        row = await _one(source, history, round_no, roles)
+        if on_done:
+            on_done()
+        return row
+
+    rows = await asyncio.gather(*(run(s) for s in sources.iter_rows(named=True)))
+    frame = (
+        pl.DataFrame(rows, schema=schemas.CHALLENGES) if rows else schemas.empty(schemas.CHALLENGES)
+    )
+    return schemas.check(frame, schemas.CHALLENGES, "challenges")
+
+
+@task(name="challenge", cache_policy=NO_CACHE)
+async def challenge_task(
+    sources: pl.DataFrame,
+    history: pl.DataFrame,
+    round_no: int,
+    roles: Roles,
+    target: Path,
+    reporter: Reporter,
+) -> pl.DataFrame:
+    """Prefect wrapper: resume from ``target`` or run :func:`challenge` and write it."""
+    with reporter.stage(f"round {round_no}: challenge", sources.height) as done:
+        return await persisted(
+            target,
+            schemas.CHALLENGES,
+            "challenges",
+            lambda: challenge(sources, history, round_no, roles, done),
+        )

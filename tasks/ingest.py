@@ -1,0 +1,258 @@
+"""Ingest stage: a directory of documents -> the ``sources`` table (+ a ``skipped`` table).
+
+Pure core: :func:`ingest` reads ``source_dir`` recursively and returns two polars frames,
+``schemas.SOURCES`` and ``schemas.SKIPPED``. Every file that is not used becomes a skipped row
+with a reason that says how to fix it; nothing is dropped silently except hidden files and
+hidden directories (names starting with ``.``, e.g. ``.gitkeep``, ``.DS_Store``, ``.git/``),
+which are never sources.
+
+Formats: ``.txt`` ``.md`` (UTF-8), ``.html``/``.htm`` (UTF-8; script/style removed, ``<title>``
+kept as the title), ``.pdf`` (text layer via pypdf), ``.jsonl``/``.parquet`` (one source per
+record, text in the ``ingest.text_column`` column, optional ``title``/``domain`` columns).
+
+Ids are content hashes, so re-ingesting the same files gives the same ids whatever their mtime
+or listing order: ``doc_id`` = sha256(normalized full text)[:16], ``source_id`` =
+sha256(doc_id + section text)[:16]. ``uri`` is the posix path relative to ``source_dir``, plus
+``#record=N`` (1-based) for jsonl/parquet records; in jsonl, record N is line N.
+Per-format reading lives in :mod:`tasks.ingest_readers`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from autodata import schemas
+from autodata.errors import SourceError
+from autodata.io import write_parquet
+from autodata.settings import Ingest, Paths
+from tasks.ingest_readers import SUPPORTED, Doc, Skip, normalize, read_file
+
+__all__ = [
+    "SUPPORTED",
+    "Doc",
+    "Skip",
+    "ingest",
+    "ingest_to_files",
+    "list_files",
+    "new_or_changed",
+    "normalize",
+    "read_file",
+    "short_hash",
+    "split_sections",
+]
+
+FIX_HINT = "put .txt/.md/.pdf/.html/.jsonl/.parquet files in {dir} or set paths.sources"
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+# --- public API ---------------------------------------------------------------------------
+
+
+def ingest(
+    source_dir: Path, cfg: Ingest, *, now: datetime | None = None, strict: bool = False
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Read every document under ``source_dir``; return ``(sources, skipped)`` frames.
+
+    ``sources`` has ``schemas.SOURCES`` (one row per section, sorted by file, record, section;
+    identical sections kept once); ``skipped`` has ``schemas.SKIPPED``. With ``strict`` the
+    first skipped file raises :class:`SourceError`. Raises :class:`SourceError` as well when
+    ``source_dir`` is missing or yields no usable section.
+    """
+    if not source_dir.is_dir():
+        what = "is not a directory" if source_dir.exists() else "not found"
+        raise SourceError(
+            f"source directory {source_dir} {what}; {FIX_HINT.format(dir=source_dir)}"
+        )
+    files = list_files(source_dir)
+    docs: list[Doc] = []
+    skips: list[Skip] = []
+    for path in files:
+        for item in read_file(path, source_dir, cfg):
+            if isinstance(item, Skip):
+                _fail_if_strict(item, strict)
+                skips.append(item)
+            else:
+                docs.append(item)
+    sources, duplicates = _dedupe(_section_rows(docs, cfg.max_section_chars))
+    for dup in duplicates:
+        _fail_if_strict(dup, strict)
+    skips.extend(duplicates)
+    if not sources:
+        raise SourceError(_nothing_usable(source_dir, len(files), skips))
+    return _sources_frame(sources, _utc(now)), _skipped_frame(skips)
+
+
+def new_or_changed(current: pl.DataFrame, previous: pl.DataFrame) -> pl.DataFrame:
+    """Rows of ``current`` whose ``source_id`` is not in ``previous`` (incremental refresh)."""
+    seen = previous.get_column("source_id").cast(pl.String)
+    return current.filter(~pl.col("source_id").is_in(seen.to_list()))
+
+
+def ingest_to_files(settings_paths: Paths, cfg: Ingest, strict: bool = False) -> tuple[int, int]:
+    """Run :func:`ingest` on ``paths.sources``; write the sources and skipped tables atomically.
+
+    Returns ``(n_sources, n_skipped)``.
+    """
+    sources, skipped = ingest(settings_paths.sources, cfg, strict=strict)
+    sources = schemas.check(sources, schemas.SOURCES, "sources")
+    skipped = schemas.check(skipped, schemas.SKIPPED, "skipped_sources")
+    write_parquet(sources, settings_paths.sources_table)
+    write_parquet(skipped, settings_paths.skipped_sources_table)
+    return sources.height, skipped.height
+
+
+def list_files(source_dir: Path) -> list[Path]:
+    """Every non-hidden entry below ``source_dir`` that is not a directory, sorted.
+
+    Symlinked directories are followed, each real directory once (no cycles).
+    """
+    found: list[Path] = []
+    seen: set[str] = set()
+    for root, dirs, names in os.walk(source_dir, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found.extend(Path(root) / n for n in names if not n.startswith("."))
+    return sorted(found, key=lambda p: p.relative_to(source_dir).as_posix())
+
+
+def split_sections(text: str, max_chars: int) -> list[str]:
+    """Split ``text`` into sections of at most ``max_chars`` characters.
+
+    Whole paragraphs (separated by blank lines) are packed together; a paragraph longer than
+    ``max_chars`` is split into sentences, and a sentence longer than that at a word boundary
+    or, failing that, hard.
+    """
+    pieces: list[str] = []
+    for para in _PARAGRAPH_BREAK.split(text):
+        para = para.strip()
+        if para:
+            pieces.extend([para] if len(para) <= max_chars else _split_paragraph(para, max_chars))
+    return _pack(pieces, max_chars, "\n\n")
+
+
+def short_hash(text: str) -> str:
+    """First 16 hex chars of the sha256 of ``text``."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+# --- sections, dedupe, frames -------------------------------------------------------------
+
+
+def _split_paragraph(para: str, max_chars: int) -> list[str]:
+    pieces: list[str] = []
+    for sentence in _SENTENCE_END.split(para):
+        pieces.extend(_hard_cut(sentence, max_chars) if len(sentence) > max_chars else [sentence])
+    return _pack(pieces, max_chars, " ")
+
+
+def _hard_cut(text: str, max_chars: int) -> list[str]:
+    out: list[str] = []
+    while len(text) > max_chars:
+        cut = text.rfind(" ", 0, max_chars + 1)
+        cut = cut if cut > max_chars // 2 else max_chars
+        out.append(text[:cut].rstrip())
+        text = text[cut:].lstrip()
+    return [*out, text] if text else out
+
+
+def _pack(pieces: list[str], max_chars: int, sep: str) -> list[str]:
+    out: list[str] = []
+    current = ""
+    for piece in pieces:
+        if current and len(current) + len(sep) + len(piece) > max_chars:
+            out.append(current)
+            current = piece
+        else:
+            current = f"{current}{sep}{piece}" if current else piece
+    return [*out, current] if current else out
+
+
+def _section_rows(docs: list[Doc], max_chars: int) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for doc in sorted(docs, key=lambda d: (d.file, d.record)):
+        doc_id = short_hash(doc.text)
+        for i, section in enumerate(split_sections(doc.text, max_chars)):
+            rows.append(
+                {
+                    "source_id": short_hash(doc_id + "\n" + section),
+                    "doc_id": doc_id,
+                    "section": i,
+                    "domain": doc.domain,
+                    "title": doc.title,
+                    "uri": doc.uri,
+                    "text": section,
+                    "n_chars": len(section),
+                }
+            )
+    return rows
+
+
+def _dedupe(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[Skip]]:
+    """Keep the first row per source_id; one skip per (dropped uri, kept uri)."""
+    first: dict[str, dict[str, Any]] = {}
+    dropped: dict[tuple[str, str], list[int]] = {}
+    for row in rows:
+        kept = first.setdefault(row["source_id"], row)
+        if kept is not row:
+            dropped.setdefault((row["uri"], kept["uri"]), []).append(row["section"])
+    n_sections: dict[str, int] = {}
+    for row in rows:
+        n_sections[row["uri"]] = n_sections.get(row["uri"], 0) + 1
+    skips = [
+        Skip(uri, f"duplicate of {orig}")
+        if len(secs) == n_sections[uri]
+        else Skip(uri, f"section(s) {', '.join(map(str, secs))} duplicate of {orig}")
+        for (uri, orig), secs in dropped.items()
+    ]
+    return list(first.values()), skips
+
+
+def _sources_frame(rows: list[dict[str, Any]], now: datetime) -> pl.DataFrame:
+    frame = pl.DataFrame(
+        rows, schema={k: v for k, v in schemas.SOURCES.items() if k != "ingested_at"}
+    )
+    frame = frame.with_columns(
+        pl.lit(now, dtype=schemas.SOURCES["ingested_at"]).alias("ingested_at")
+    )
+    return schemas.check(frame, schemas.SOURCES, "sources")
+
+
+def _skipped_frame(skips: list[Skip]) -> pl.DataFrame:
+    rows = [{"uri": s.uri, "reason": s.reason} for s in skips]
+    frame = pl.DataFrame(rows, schema=schemas.SKIPPED).sort("uri", maintain_order=True)
+    return schemas.check(frame, schemas.SKIPPED, "skipped_sources")
+
+
+def _utc(now: datetime | None) -> datetime:
+    if now is None:
+        return datetime.now(UTC)
+    return now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
+
+
+def _fail_if_strict(skip: Skip, strict: bool) -> None:
+    if strict:
+        raise SourceError(f"{skip.uri}: {skip.reason}; rerun without --strict to skip it")
+
+
+def _nothing_usable(source_dir: Path, n_files: int, skips: list[Skip]) -> str:
+    hint = FIX_HINT.format(dir=source_dir)
+    if n_files == 0:
+        return f"no source files in {source_dir} (hidden files are ignored); {hint}"
+    shown = "; ".join(f"{s.uri}: {s.reason}" for s in skips[:3])
+    more = f" (+{len(skips) - 3} more)" if len(skips) > 3 else ""
+    return (
+        f"no usable sources in {source_dir}: all {n_files} files were skipped "
+        f"({len(skips)} skipped rows, e.g. {shown}{more}); {hint}"
+    )

@@ -1,0 +1,279 @@
+"""Readers for the ingest stage: one file -> documents and/or skip rows, never an exception.
+
+Each format has a reader ``(bytes, template Doc, Ingest) -> list[Doc | Skip]``; a whole-file
+problem raises ``_Unusable`` inside the reader and becomes one :class:`Skip` in
+:func:`read_file`. Text formats must be UTF-8; a leading BOM is dropped.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import unicodedata
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pypdf
+from bs4 import BeautifulSoup, Comment, NavigableString
+from pypdf.errors import PyPdfError
+
+from autodata.settings import Ingest
+
+SUPPORTED = (".htm", ".html", ".jsonl", ".md", ".parquet", ".pdf", ".txt")
+MB = 1024 * 1024
+_BLOCK_TAGS = (
+    "p", "div", "section", "article", "header", "footer", "main", "aside", "nav", "blockquote",
+    "pre", "table", "tr", "ul", "ol", "dl", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "figure",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Doc:
+    """One usable document (a file, or one jsonl/parquet record) before splitting."""
+
+    file: str  # posix path relative to source_dir
+    record: int  # 1-based record number in jsonl/parquet; 0 for whole files
+    domain: str
+    title: str
+    text: str  # normalized
+
+    @property
+    def uri(self) -> str:
+        return f"{self.file}#record={self.record}" if self.record else self.file
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A file or record that was not used, and why."""
+
+    uri: str
+    reason: str
+
+
+class _Unusable(Exception):
+    """Raised inside a reader when the whole file cannot be used; becomes one Skip row."""
+
+
+def read_file(path: Path, source_dir: Path, cfg: Ingest) -> list[Doc | Skip]:
+    """Read one file into documents and/or skip rows; never raises for a bad file."""
+    rel = path.relative_to(source_dir).as_posix()
+    ext = path.suffix.lower()
+    reader = _READERS.get(ext)
+    if reader is None:
+        shown = ext or "(none)"
+        return [Skip(rel, f"unsupported extension {shown} (supported: {', '.join(SUPPORTED)})")]
+    template = Doc(rel, 0, domain_of(rel, cfg.domains), path.stem, "")
+    try:
+        data = _read_bytes(path, cfg.max_file_mb)
+        return [_vet(item, cfg.min_chars) for item in reader(data, template, cfg)]
+    except _Unusable as exc:
+        return [Skip(rel, str(exc))]
+
+
+def domain_of(rel: str, domains: dict[str, str]) -> str:
+    """Domain label of a relative path: its first-level directory, mapped via ``domains``."""
+    parts = rel.split("/")
+    if len(parts) == 1:
+        return "general"
+    return domains.get(parts[0], parts[0])
+
+
+def normalize(text: str) -> str:
+    """Canonical text: NFC, ``\\n`` line ends, no trailing spaces, at most one blank line."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").lstrip("\ufeff")
+    text = unicodedata.normalize("NFC", text).replace("\x00", "")
+    lines = [line.rstrip() for line in text.split("\n")]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def _read_bytes(path: Path, max_file_mb: float) -> bytes:
+    try:
+        size = path.stat().st_size
+        if size > max_file_mb * MB:
+            raise _Unusable(
+                f"too large ({size / MB:.3g} MB > ingest.max_file_mb={max_file_mb}); "
+                "split the file or raise ingest.max_file_mb"
+            )
+        if size == 0:
+            raise _Unusable("empty file")
+        return path.read_bytes()
+    except OSError as exc:
+        raise _Unusable(
+            f"unreadable ({exc.strerror or exc}); check the file and its permissions"
+        ) from exc
+
+
+def _decode(data: bytes) -> str:
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise _Unusable(
+            f"binary data (NUL byte at offset {nul}), not text; if it is UTF-16, re-save as UTF-8"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        bad = data[exc.start]
+        raise _Unusable(
+            f"not UTF-8 (byte 0x{bad:02x} at offset {exc.start}); re-save as UTF-8"
+        ) from exc
+
+
+def _read_text(data: bytes, doc: Doc, cfg: Ingest) -> list[Doc]:
+    text = normalize(_decode(data))
+    return [_with(doc, text=text, title=_first_line_title(text) or doc.title)]
+
+
+def _first_line_title(text: str) -> str | None:
+    for line in text.split("\n"):
+        line = line.strip().lstrip("#").strip()
+        if line:
+            return line if len(line) <= 120 else None
+    return None
+
+
+def _read_html(data: bytes, doc: Doc, cfg: Ingest) -> list[Doc]:
+    soup = BeautifulSoup(_decode(data), "html.parser")
+    title = " ".join(soup.title.get_text(" ").split()) if soup.title else ""
+    for tag in soup(["script", "style", "noscript", "template", "head"]):
+        tag.decompose()
+    for comment in soup.find_all(string=lambda s: isinstance(s, Comment)):
+        comment.extract()
+    for node in soup.find_all(string=True):
+        if type(node) is NavigableString and not node.find_parent(
+            "pre"
+        ):  # HTML whitespace is insignificant outside <pre>
+            node.replace_with(NavigableString(re.sub(r"\s+", " ", str(node))))
+    for tag in soup.find_all("br"):
+        tag.replace_with("\n")
+    for tag in soup.find_all(["li", "dt", "dd"]):
+        tag.insert_after("\n")
+    for tag in soup.find_all(_BLOCK_TAGS):
+        tag.insert_before("\n\n")
+        tag.insert_after("\n\n")
+    text = normalize("\n".join(line.strip() for line in soup.get_text().split("\n")))
+    return [_with(doc, text=text, title=title or _first_line_title(text) or doc.title)]
+
+
+def _read_pdf(data: bytes, doc: Doc, cfg: Ingest) -> list[Doc]:
+    try:
+        reader = pypdf.PdfReader(io.BytesIO(data))
+        if reader.is_encrypted and not _opens_without_password(reader):
+            raise _Unusable(
+                "encrypted PDF (password-protected); remove the password or export the text"
+            )
+        pages = [page.extract_text() or "" for page in reader.pages]
+        meta_title = reader.metadata.title if reader.metadata else None
+    except PyPdfError as exc:
+        raise _Unusable(f"unreadable PDF ({exc}); re-export it or convert it to text") from exc
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:  # malformed object trees
+        raise _Unusable(f"unreadable PDF ({type(exc).__name__}: {exc}); re-export it") from exc
+    text = normalize("\n\n".join(pages))
+    if not text:
+        raise _Unusable("PDF has no extractable text (scanned images?); run OCR and retry")
+    return [_with(doc, text=text, title=(meta_title or "").strip() or doc.title)]
+
+
+def _opens_without_password(reader: pypdf.PdfReader) -> bool:
+    """True for PDFs with only an owner password (readable by anyone)."""
+    try:
+        return bool(reader.decrypt(""))
+    except PyPdfError:  # e.g. DependencyError: AES needs the `cryptography` package
+        return False
+
+
+def _read_jsonl(data: bytes, doc: Doc, cfg: Ingest) -> list[Doc | Skip]:
+    records: list[tuple[int, dict[str, Any] | Skip]] = []
+    for n, line in enumerate(_decode(data).split("\n"), start=1):
+        if line.strip():
+            records.append((n, _parse_json_line(line, f"{doc.file}#record={n}")))
+    if not records:
+        raise _Unusable("only whitespace, no JSON lines")
+    dicts = [r for _, r in records if isinstance(r, dict)]
+    if dicts and not any(cfg.text_column in r for r in dicts):
+        raise _Unusable(_missing_column(cfg.text_column, sorted({k for r in dicts for k in r})))
+    return [r if isinstance(r, Skip) else _record(r, n, doc, cfg) for n, r in records]
+
+
+def _parse_json_line(line: str, uri: str) -> dict[str, Any] | Skip:
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return Skip(uri, f"not valid JSON ({exc.msg} at column {exc.colno}); fix the line")
+    if not isinstance(value, dict):
+        return Skip(
+            uri, f"not a JSON object (got {type(value).__name__}); write one object per line"
+        )
+    return value
+
+
+def _read_parquet(data: bytes, doc: Doc, cfg: Ingest) -> list[Doc | Skip]:
+    try:
+        frame = pl.read_parquet(io.BytesIO(data))
+    except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
+        raise _Unusable(f"unreadable parquet ({type(exc).__name__}); rewrite the file") from exc
+    col = cfg.text_column
+    if frame.height == 0:
+        raise _Unusable("no rows")
+    if col not in frame.columns:
+        raise _Unusable(_missing_column(col, frame.columns))
+    if frame.schema[col] != pl.String:
+        raise _Unusable(
+            f"column '{col}' is {frame.schema[col]}, not text; set ingest.text_column to a text column"
+        )
+    return [_record(row, n, doc, cfg) for n, row in enumerate(frame.iter_rows(named=True), 1)]
+
+
+def _missing_column(col: str, columns: Iterable[str]) -> str:
+    return (
+        f"no '{col}' column (columns: {', '.join(columns) or 'none'}); "
+        "set ingest.text_column to the column holding the text"
+    )
+
+
+def _record(row: dict[str, Any], n: int, doc: Doc, cfg: Ingest) -> Doc | Skip:
+    uri = f"{doc.file}#record={n}"
+    col = cfg.text_column
+    value = row.get(col)
+    if col not in row:
+        return Skip(uri, f"record has no '{col}' field")
+    if not isinstance(value, str):
+        got = "null" if value is None else type(value).__name__
+        return Skip(uri, f"'{col}' is {got}, not text")
+    title, domain = row.get("title"), row.get("domain")
+    return _with(
+        doc,
+        record=n,
+        text=normalize(value),
+        title=str(title) if title not in (None, "") else f"{doc.title} #{n}",
+        domain=str(domain) if domain not in (None, "") else doc.domain,
+    )
+
+
+def _vet(item: Doc | Skip, min_chars: int) -> Doc | Skip:
+    if isinstance(item, Skip):
+        return item
+    if not item.text:
+        return Skip(item.uri, "only whitespace, no text")
+    if len(item.text) < min_chars:
+        return Skip(item.uri, f"too short ({len(item.text)} chars < ingest.min_chars={min_chars})")
+    return item
+
+
+def _with(doc: Doc, **changes: Any) -> Doc:
+    return Doc(**{**doc.__dict__, **changes})
+
+
+_Reader = Callable[[bytes, Doc, Ingest], list[Doc] | list[Doc | Skip]]
+_READERS: dict[str, _Reader] = {
+    ".txt": _read_text,
+    ".md": _read_text,
+    ".html": _read_html,
+    ".htm": _read_html,
+    ".pdf": _read_pdf,
+    ".jsonl": _read_jsonl,
+    ".parquet": _read_parquet,
+}

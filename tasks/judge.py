@@ -1,0 +1,171 @@
+"""Stage: judge. Per rubric criterion, a yes/no verdict on each answer; the score is computed in
+code (Σ weight·met / Σ weight), never taken from the model. The judge never sees the reference
+answer. Controls: on every candidate it also grades the reference answer (should be met) and a
+non-answer (should not) — ``accept`` uses them to detect a judge that cannot tell them apart.
+
+Input: rollouts + challenges. Output: ``schemas.JUDGMENTS``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import polars as pl
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from autodata import prompts, schemas
+from autodata.errors import CallError
+from autodata.llm.client import ChatClient, ChatRequest, ChatResult
+from autodata.progress import Reporter
+from autodata.settings import RoleModel
+from autodata.stagefile import persisted
+
+PROMPTS = ("judge_system", "judge_user")
+TOP_LOGPROBS = 5
+
+
+def judge_request(item: dict, answer: str, criterion: str, spec: RoleModel) -> ChatRequest:
+    """One yes/no verdict on one criterion; asks for first-token logprobs."""
+    user = prompts.render(
+        "judge_user",
+        context=prompts.fence(item["context"]),
+        question=prompts.fence(item["question"]),
+        answer=prompts.fence(answer),
+        criterion=prompts.fence(criterion),
+    )
+    return ChatRequest.of(
+        prompts.render("judge_system"),
+        user,
+        temperature=spec.temperature,
+        max_tokens=spec.max_tokens,
+        seed=spec.seed,
+        top_logprobs=TOP_LOGPROBS,
+    )
+
+
+def verdict(result: ChatResult) -> tuple[bool, float | None]:
+    """(met, P(yes)) from a reply: met if it starts with 'yes'; P(yes) from logprobs if given."""
+    met = result.texts[0].strip().lower().lstrip("*\"' ").startswith("yes")
+    mass = {"yes": 0.0, "no": 0.0}
+    for token, logprob in (result.top_logprobs[0] if result.top_logprobs else {}).items():
+        word = token.strip().lower()
+        if word in mass:
+            mass[word] += math.exp(logprob)
+    total = mass["yes"] + mass["no"]
+    return met, (mass["yes"] / total if total > 0 else None)
+
+
+def weighted(values: list[float], weights: list[int]) -> float:
+    """Σ weight·value / Σ weight."""
+    return sum(w * v for w, v in zip(weights, values, strict=True)) / sum(weights)
+
+
+async def grade(item: dict, answer: str, client: ChatClient, spec: RoleModel) -> dict:
+    """All criteria of one answer → judgment columns (status infra_error if any call failed)."""
+    rubric = item["rubric"]
+    try:
+        results = await asyncio.gather(
+            *(client.chat(judge_request(item, answer, c["criterion"], spec)) for c in rubric)
+        )
+    except CallError:
+        return {"criterion_met": [], "criterion_p_yes": [], "score": None, "p_score": None,
+                "call_status": "infra_error"}  # fmt: skip
+    verdicts = [verdict(r) for r in results]
+    met = [m for m, _ in verdicts]
+    p_yes = [p for _, p in verdicts]
+    weights = [c["weight"] for c in rubric]
+    p_score = weighted([p for p in p_yes if p is not None], weights) if None not in p_yes else None
+    return {"criterion_met": met, "criterion_p_yes": p_yes, "score": weighted([float(m) for m in met], weights),
+            "p_score": p_score, "call_status": "ok"}  # fmt: skip
+
+
+def _answers(
+    items: pl.DataFrame, rollouts: pl.DataFrame, non_answer: str, controls: bool
+) -> list[tuple[dict, str, int, str | None]]:
+    """(item, role, rollout, answer) to grade; answer None marks a failed rollout."""
+    by_id = {row["candidate_id"]: row for row in items.iter_rows(named=True)}
+    jobs = [(by_id[r["candidate_id"]], r["role"], r["rollout"], r["answer"] if r["call_status"] == "ok" else None)
+            for r in rollouts.iter_rows(named=True)]  # fmt: skip
+    if controls:
+        for item in by_id.values():
+            jobs.append((item, "control_ref", 0, item["reference_answer"]))
+            jobs.append((item, "control_null", 0, non_answer))
+    return jobs
+
+
+async def judge(
+    items: pl.DataFrame,
+    rollouts: pl.DataFrame,
+    client: ChatClient,
+    spec: RoleModel,
+    *,
+    controls: bool,
+    non_answer: str = "I don't know.",
+    on_done: Callable[[], None] | None = None,
+) -> pl.DataFrame:
+    """Grade every rollout (and, if ``controls``, both controls per item) criterion by criterion."""
+
+    async def run(item: dict, role: str, rollout: int, answer: str | None) -> dict:
+        key = {
+            "candidate_id": item["candidate_id"],
+            "role": role,
+            "rollout": rollout,
+            "judge_model": client.model,
+        }
+        cols: dict
+        if answer is None:
+            cols = {
+                "criterion_met": [],
+                "criterion_p_yes": [],
+                "score": None,
+                "p_score": None,
+                "call_status": "infra_error",
+            }
+        else:
+            cols = await grade(item, answer, client, spec)
+        if on_done:
+            on_done()
+        return key | cols
+
+    rows = await asyncio.gather(
+        *(run(*job) for job in _answers(items, rollouts, non_answer, controls))
+    )
+    frame = (
+        pl.DataFrame(rows, schema=schemas.JUDGMENTS) if rows else schemas.empty(schemas.JUDGMENTS)
+    )
+    return schemas.check(frame, schemas.JUDGMENTS, "judgments")
+
+
+@task(name="judge", cache_policy=NO_CACHE)
+async def judge_task(
+    items: pl.DataFrame,
+    rollouts: pl.DataFrame,
+    client: ChatClient,
+    spec: RoleModel,
+    non_answer: str,
+    target: Path,
+    reporter: Reporter,
+    *,
+    controls: bool,
+) -> pl.DataFrame:
+    """Prefect wrapper: resume from ``target`` or run :func:`judge` and write it."""
+    total = rollouts.height + (2 * items.height if controls else 0)
+    with reporter.stage(f"{target.parent.name}: judge {target.stem.split('_')[0]}", total) as done:
+        return await persisted(
+            target,
+            schemas.JUDGMENTS,
+            "judgments",
+            lambda: judge(
+                items,
+                rollouts,
+                client,
+                spec,
+                controls=controls,
+                non_answer=non_answer,
+                on_done=done,
+            ),
+        )

@@ -1,0 +1,114 @@
+"""Stage: solve. A solver answers ``context + question`` in k rollouts.
+
+Solvers never see the reference answer or the rubric; a *privileged* solver (the strong role in
+the embedded default) also sees the source document (DESIGN §1, "privileged information").
+Input: challenges (+ source text when privileged). Output: ``schemas.ROLLOUTS``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+import polars as pl
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from autodata import prompts, schemas
+from autodata.errors import CallError
+from autodata.llm.client import ChatClient, ChatRequest
+from autodata.progress import Reporter
+from autodata.settings import RoleModel
+from autodata.stagefile import persisted
+
+PROMPTS = ("solver_system", "solver_user", "solver_source")
+
+
+def solver_request(item: dict, spec: RoleModel, rollout: int) -> ChatRequest:
+    """The request for one rollout; ``item`` has context, question and, if privileged, text."""
+    source = ""
+    if spec.privileged and item.get("text"):
+        source = prompts.render("solver_source", source=prompts.fence(item["text"])) + "\n\n"
+    user = prompts.render(
+        "solver_user",
+        source=source,
+        context=prompts.fence(item["context"]),
+        question=prompts.fence(item["question"]),
+    )
+    return ChatRequest.of(
+        prompts.render("solver_system"),
+        user,
+        temperature=spec.temperature,
+        top_p=spec.top_p,
+        max_tokens=spec.max_tokens,
+        seed=spec.seed + rollout,
+    )
+
+
+async def _rollout(
+    item: dict, role: str, rollout: int, client: ChatClient, spec: RoleModel
+) -> dict:
+    row = {
+        "candidate_id": item["candidate_id"],
+        "role": role,
+        "rollout": rollout,
+        "model": client.model,
+    }
+    try:
+        result = await client.chat(solver_request(item, spec, rollout))
+    except CallError as exc:
+        status = "infra_error" if exc.is_infra else "invalid_output"
+        return row | {
+            "answer": None,
+            "tokens_in": 0,
+            "tokens_out": 0,
+            "call_status": status,
+            "error": str(exc),
+        }
+    return row | {
+        "answer": result.texts[0],
+        "tokens_in": result.tokens_in,
+        "tokens_out": result.tokens_out,
+        "call_status": "ok",
+        "error": "",
+    }
+
+
+async def solve(
+    items: pl.DataFrame,
+    role: str,
+    k: int,
+    client: ChatClient,
+    spec: RoleModel,
+    on_done: Callable[[], None] | None = None,
+) -> pl.DataFrame:
+    """``k`` rollouts of ``role`` for every item (columns: candidate_id, context, question[, text])."""
+
+    async def run(item: dict, rollout: int) -> dict:
+        row = await _rollout(item, role, rollout, client, spec)
+        if on_done:
+            on_done()
+        return row
+
+    jobs = [run(item, r) for item in items.iter_rows(named=True) for r in range(k)]
+    rows = await asyncio.gather(*jobs)
+    frame = pl.DataFrame(rows, schema=schemas.ROLLOUTS) if rows else schemas.empty(schemas.ROLLOUTS)
+    return schemas.check(frame, schemas.ROLLOUTS, "rollouts")
+
+
+@task(name="solve", cache_policy=NO_CACHE)
+async def solve_task(
+    items: pl.DataFrame,
+    role: str,
+    k: int,
+    client: ChatClient,
+    spec: RoleModel,
+    target: Path,
+    reporter: Reporter,
+) -> pl.DataFrame:
+    """Prefect wrapper: resume from ``target`` or run :func:`solve` and write it."""
+    with reporter.stage(f"{target.parent.name}: solve {role}", items.height * k) as done:
+        return await persisted(
+            target, schemas.ROLLOUTS, "rollouts", lambda: solve(items, role, k, client, spec, done)
+        )

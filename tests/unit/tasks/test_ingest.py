@@ -1,0 +1,481 @@
+"""Unit tests for the ingest stage: every fixture file is generated here, in tmp_path."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+import pytest
+from pypdf import PdfWriter
+from pypdf.generic import ContentStream, DictionaryObject, NameObject
+
+from autodata import schemas
+from autodata.errors import SourceError
+from autodata.settings import Ingest, Paths
+from tasks.ingest import SUPPORTED, ingest, ingest_to_files, new_or_changed, split_sections
+
+REPO = Path(__file__).resolve().parents[3]
+CFG = Ingest()
+GOOD = "A sentence that is long enough to pass the minimum length check easily. " * 2
+NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+
+
+def write(root: Path, rel: str, content: str | bytes) -> Path:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    return path
+
+
+def make_pdf(lines: list[str], *, title: str | None = None, password: str | None = None) -> bytes:
+    """A real one-page PDF with a Helvetica text layer, optionally encrypted."""
+    writer = PdfWriter()
+    page = writer.add_blank_page(612, 792)
+    font = DictionaryObject(
+        {
+            NameObject("/Type"): NameObject("/Font"),
+            NameObject("/Subtype"): NameObject("/Type1"),
+            NameObject("/BaseFont"): NameObject("/Helvetica"),
+        }
+    )
+    page[NameObject("/Resources")] = DictionaryObject(
+        {NameObject("/Font"): DictionaryObject({NameObject("/F1"): font})}
+    )
+    ops = " ".join(f"({line}) Tj 0 -14 Td" for line in lines)
+    content = ContentStream(None, writer)
+    content.set_data(f"BT /F1 12 Tf 72 720 Td {ops} ET".encode())
+    page.replace_contents(content)
+    if title:
+        writer.add_metadata({"/Title": title})
+    if password is not None:
+        writer.encrypt(user_password=password, owner_password="owner-secret")
+    buf = io.BytesIO()
+    writer.write(buf)
+    return buf.getvalue()
+
+
+def parquet_bytes(frame: pl.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    frame.write_parquet(buf)
+    return buf.getvalue()
+
+
+def skipped_reasons(skipped: pl.DataFrame) -> dict[str, str]:
+    return dict(zip(skipped["uri"], skipped["reason"], strict=True))
+
+
+def sha16(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# --- formats that load -------------------------------------------------------------------
+
+
+def test_text_and_markdown_are_sources_with_title_domain_and_normalized_text(tmp_path: Path):
+    write(tmp_path, "notes.txt", b"Plain title line\r\n\r\n\r\n\r\n" + GOOD.encode() + b"   \r\n")
+    write(tmp_path, "legal/case.md", f"# The Case Heading\n\n{GOOD}\n")
+    sources, skipped = ingest(tmp_path, CFG, now=NOW)
+    assert skipped.is_empty()
+    assert sources.schema == schemas.SOURCES
+    rows = {r["uri"]: r for r in sources.iter_rows(named=True)}
+    assert rows["notes.txt"]["title"] == "Plain title line"
+    assert rows["notes.txt"]["domain"] == "general"
+    assert rows["notes.txt"]["text"] == f"Plain title line\n\n{GOOD.rstrip()}"
+    assert rows["legal/case.md"]["title"] == "The Case Heading"
+    assert rows["legal/case.md"]["domain"] == "legal"
+    assert rows["legal/case.md"]["ingested_at"] == NOW
+    assert all(r["n_chars"] == len(r["text"]) for r in rows.values())
+
+
+def test_utf8_bom_is_dropped(tmp_path: Path):
+    write(tmp_path, "bom.txt", "\ufeff".encode() + GOOD.encode())
+    sources, _ = ingest(tmp_path, CFG)
+    assert sources["text"][0] == GOOD.strip()
+
+
+def test_html_drops_script_and_style_keeps_title_and_paragraphs(tmp_path: Path):
+    html = f"""<!DOCTYPE html><html><head><title> Page  Title </title>
+    <style>p {{ color: red; }}</style><script>var secret = 1;</script></head>
+    <body><!-- a comment --><h1>Heading</h1>
+    <p>First paragraph with <b>bold</b>
+       words. {GOOD}</p><p>Second paragraph.</p><script>alert("x")</script></body></html>"""
+    write(tmp_path, "web/page.html", html)
+    sources, skipped = ingest(tmp_path, CFG)
+    assert skipped.is_empty()
+    row = sources.row(0, named=True)
+    assert row["title"] == "Page Title"
+    assert row["text"] == (
+        f"Heading\n\nFirst paragraph with bold words. {GOOD.strip()}\n\nSecond paragraph."
+    )
+    for leaked in ("secret", "alert", "color", "comment", "DOCTYPE", "Page Title"):
+        assert leaked not in row["text"]
+
+
+def test_pdf_text_layer_and_metadata_title(tmp_path: Path):
+    lines = ["Clause 4 sets out the notice period.", "It runs for thirty days after delivery."]
+    write(tmp_path, "legal/contract.pdf", make_pdf(lines, title="Supply Contract"))
+    sources, skipped = ingest(tmp_path, CFG)
+    assert skipped.is_empty()
+    row = sources.row(0, named=True)
+    assert row["title"] == "Supply Contract"
+    assert row["text"] == "\n".join(lines)
+    assert row["uri"] == "legal/contract.pdf"
+
+
+def test_pdf_with_only_an_owner_password_is_read(tmp_path: Path):
+    write(
+        tmp_path,
+        "open.pdf",
+        make_pdf(["Readable by anyone without a password at all."], password=""),
+    )
+    sources, _ = ingest(tmp_path, CFG)
+    assert sources["text"].to_list() == ["Readable by anyone without a password at all."]
+
+
+def test_jsonl_one_source_per_record_with_optional_title_and_domain(tmp_path: Path):
+    lines = [
+        json.dumps({"text": GOOD + "one", "title": "First", "domain": "physics"}),
+        "",  # blank lines are not records, but keep line numbering
+        json.dumps({"text": GOOD + "three"}),
+        "{not json",
+        json.dumps(["a list"]),
+        json.dumps({"body": GOOD}),
+        json.dumps({"text": None}),
+    ]
+    write(tmp_path, "data/recs.jsonl", "\n".join(lines) + "\n")
+    sources, skipped = ingest(tmp_path, CFG)
+    assert sources["uri"].to_list() == ["data/recs.jsonl#record=1", "data/recs.jsonl#record=3"]
+    assert sources["title"].to_list() == ["First", "recs #3"]
+    assert sources["domain"].to_list() == ["physics", "data"]
+    reasons = skipped_reasons(skipped)
+    assert reasons["data/recs.jsonl#record=4"].startswith("not valid JSON")
+    assert reasons["data/recs.jsonl#record=5"].startswith("not a JSON object (got list)")
+    assert reasons["data/recs.jsonl#record=6"] == "record has no 'text' field"
+    assert reasons["data/recs.jsonl#record=7"] == "'text' is null, not text"
+    assert len(reasons) == 4
+
+
+def test_parquet_records_in_natural_order_with_custom_text_column(tmp_path: Path):
+    frame = pl.DataFrame(
+        {"body": [f"{GOOD} number {i}" for i in range(1, 13)], "title": [None] + ["T"] * 11}
+    )
+    write(tmp_path, "corpus.parquet", parquet_bytes(frame))
+    sources, skipped = ingest(tmp_path, Ingest(text_column="body"))
+    assert skipped.is_empty()
+    assert sources["uri"].to_list() == [f"corpus.parquet#record={i}" for i in range(1, 13)]
+    assert sources["text"][11].endswith("number 12")
+    assert sources["title"][0] == "corpus #1"
+    assert sources["title"][1] == "T"
+
+
+@pytest.mark.parametrize("ext", ["jsonl", "parquet"])
+def test_missing_text_column_is_one_row_naming_file_column_and_setting(tmp_path: Path, ext: str):
+    records = [{"body": GOOD}, {"body": GOOD + "2"}]
+    content = (
+        "\n".join(json.dumps(r) for r in records)
+        if ext == "jsonl"
+        else parquet_bytes(pl.DataFrame(records))
+    )
+    write(tmp_path, f"recs.{ext}", content)
+    write(tmp_path, "ok.txt", GOOD)
+    _, skipped = ingest(tmp_path, CFG)
+    assert skipped["uri"].to_list() == [f"recs.{ext}"]
+    reason = skipped["reason"][0]
+    assert "'text'" in reason
+    assert "body" in reason
+    assert "ingest.text_column" in reason
+
+
+def test_parquet_text_column_that_is_not_a_string(tmp_path: Path):
+    write(tmp_path, "nums.parquet", parquet_bytes(pl.DataFrame({"text": [1, 2]})))
+    write(tmp_path, "ok.txt", GOOD)
+    _, skipped = ingest(tmp_path, CFG)
+    assert skipped_reasons(skipped) == {
+        "nums.parquet": "column 'text' is Int64, not text; set ingest.text_column to a text column"
+    }
+
+
+# --- files that are skipped, one reason class each ------------------------------------------
+
+BAD_FILES: list[tuple[str, bytes, str]] = [
+    ("empty.txt", b"", r"^empty file$"),
+    ("blank.md", b"  \n\n\t \n", r"^only whitespace, no text$"),
+    ("short.txt", b"tiny", r"^too short \(4 chars < ingest\.min_chars=40\)$"),
+    ("binary.txt", b"abcde\x00\x01\x02" + GOOD.encode(), r"^binary data \(NUL byte at offset 5\)"),
+    (
+        "latin1.md",
+        ("Un caf" + "é" + " " + GOOD).encode("latin-1"),
+        r"^not UTF-8 \(byte 0xe9 at offset 6\); re-save as UTF-8$",
+    ),
+    ("page.html", "<p>caf\xe9</p>".encode("latin-1") + GOOD.encode(), r"^not UTF-8 \(byte 0xe9"),
+    ("doc.docx", b"PK\x03\x04 zip", r"^unsupported extension \.docx \(supported: \.htm, \.html,"),
+    ("Makefile", GOOD.encode(), r"^unsupported extension \(none\)"),
+    ("broken.pdf", b"%PDF-1.7 this is not really a pdf", r"^unreadable PDF"),
+    ("secret.pdf", b"", r"^encrypted PDF"),  # content generated in the test
+    ("empty.jsonl", b"\n \n", r"^only whitespace, no JSON lines$"),
+    ("junk.parquet", b"PAR1 not parquet", r"^unreadable parquet"),
+]
+
+
+@pytest.mark.parametrize(("name", "content", "pattern"), BAD_FILES, ids=[c[0] for c in BAD_FILES])
+def test_bad_file_is_one_skipped_row_with_its_reason(
+    tmp_path: Path, name: str, content: bytes, pattern: str
+):
+    if name == "secret.pdf":
+        content = make_pdf(["Confidential clause text that is long enough."], password="pw")
+    write(tmp_path, f"sub/{name}", content)
+    write(tmp_path, "good.txt", GOOD)
+    sources, skipped = ingest(tmp_path, CFG)
+    assert sources["uri"].to_list() == ["good.txt"]
+    assert skipped["uri"].to_list() == [f"sub/{name}"]
+    assert re.search(pattern, skipped["reason"][0]), skipped["reason"][0]
+
+
+def test_unsupported_extension_lists_every_supported_one(tmp_path: Path):
+    write(tmp_path, "x.rtf", GOOD)
+    write(tmp_path, "good.txt", GOOD)
+    _, skipped = ingest(tmp_path, CFG)
+    assert skipped["reason"][0] == f"unsupported extension .rtf (supported: {', '.join(SUPPORTED)})"
+
+
+def test_file_over_max_file_mb_is_skipped_without_reading(tmp_path: Path):
+    write(tmp_path, "big.txt", GOOD * 40)  # ~5.8 kB
+    write(tmp_path, "small.txt", GOOD)
+    sources, skipped = ingest(tmp_path, Ingest(max_file_mb=0.004))
+    assert sources["uri"].to_list() == ["small.txt"]
+    assert re.match(
+        r"too large \(0\.00\d+ MB > ingest\.max_file_mb=0\.004\); split the file",
+        skipped["reason"][0],
+    )
+
+
+def test_unreadable_entry_is_skipped(tmp_path: Path):
+    (tmp_path / "dangling.txt").symlink_to(tmp_path / "does-not-exist.txt")
+    write(tmp_path, "good.txt", GOOD)
+    _, skipped = ingest(tmp_path, CFG)
+    assert skipped_reasons(skipped) == {
+        "dangling.txt": "unreadable (No such file or directory); check the file and its permissions"
+    }
+
+
+def test_hidden_files_and_directories_are_ignored_silently(tmp_path: Path):
+    write(tmp_path, ".hidden.txt", GOOD + "hidden")
+    write(tmp_path, ".git/objects/blob.txt", GOOD + "git")
+    write(tmp_path, "legal/.DS_Store", b"\x00\x01")
+    write(tmp_path, "legal/ok.md", GOOD)
+    sources, skipped = ingest(tmp_path, CFG)
+    assert sources["uri"].to_list() == ["legal/ok.md"]
+    assert skipped.is_empty()
+
+
+def test_symlinked_directory_is_followed_once_without_looping(tmp_path: Path):
+    write(tmp_path, "real/a.md", GOOD)
+    (tmp_path / "real" / "loop").symlink_to(tmp_path / "real")
+    sources, skipped = ingest(tmp_path, CFG)
+    assert sources["uri"].to_list() == ["real/a.md"]
+    assert skipped.is_empty()
+
+
+# --- whole-run errors ----------------------------------------------------------------------
+
+
+def test_strict_mode_raises_on_first_bad_file_naming_it(tmp_path: Path):
+    write(tmp_path, "a_good.txt", GOOD)
+    write(tmp_path, "b_bad.txt", b"\xff\xfe" + GOOD.encode())
+    with pytest.raises(SourceError) as err:
+        ingest(tmp_path, CFG, strict=True)
+    msg = str(err.value)
+    assert msg.startswith("b_bad.txt: not UTF-8 (byte 0xff at offset 0)")
+    assert msg.endswith("rerun without --strict to skip it")
+    sources, skipped = ingest(tmp_path, CFG, strict=False)
+    assert (sources.height, skipped.height) == (1, 1)
+
+
+def test_strict_mode_passes_clean_sources(tmp_path: Path):
+    write(tmp_path, "a.txt", GOOD)
+    sources, skipped = ingest(tmp_path, CFG, strict=True)
+    assert (sources.height, skipped.height) == (1, 0)
+
+
+def test_missing_directory_raises_with_fix(tmp_path: Path):
+    with pytest.raises(SourceError, match=r"nope not found; put \.txt/.*or set paths\.sources"):
+        ingest(tmp_path / "nope", CFG)
+
+
+def test_empty_directory_raises(tmp_path: Path):
+    write(tmp_path, ".gitkeep", "")
+    with pytest.raises(SourceError, match=r"no source files in .*hidden files are ignored"):
+        ingest(tmp_path, CFG)
+
+
+def test_directory_with_only_bad_files_raises_with_counts_and_reasons(tmp_path: Path):
+    write(tmp_path, "a.docx", b"zip")
+    write(tmp_path, "b.txt", b"")
+    with pytest.raises(SourceError) as err:
+        ingest(tmp_path, CFG)
+    msg = str(err.value)
+    assert "all 2 files were skipped" in msg
+    assert "a.docx: unsupported extension .docx" in msg
+    assert "b.txt: empty file" in msg
+    assert "set paths.sources" in msg
+
+
+# --- ids, order, sections, dedupe ------------------------------------------------------------
+
+
+def corpus(root: Path, order: list[str]) -> None:
+    texts = {
+        "legal/a.md": f"# A\n\n{GOOD}alpha",
+        "cs/b.txt": f"B\n\n{GOOD}beta",
+        "top.md": f"{GOOD}gamma",
+    }
+    for rel in order:
+        write(root, rel, texts[rel])
+
+
+def test_ids_are_stable_across_runs_order_mtime_and_directory(tmp_path: Path):
+    corpus(tmp_path / "one", ["legal/a.md", "cs/b.txt", "top.md"])
+    corpus(tmp_path / "two", ["top.md", "cs/b.txt", "legal/a.md"])  # other creation order/mtimes
+    first, _ = ingest(tmp_path / "one", CFG, now=NOW)
+    again, _ = ingest(tmp_path / "one", CFG, now=NOW)
+    other, _ = ingest(tmp_path / "two", CFG, now=datetime(2030, 1, 1, tzinfo=UTC))
+    assert first.equals(again)
+    cols = ["uri", "source_id", "doc_id", "section", "text"]
+    assert first.select(cols).equals(other.select(cols))
+    assert first["uri"].to_list() == ["cs/b.txt", "legal/a.md", "top.md"]
+
+
+def test_ids_are_content_hashes_of_normalized_text(tmp_path: Path):
+    write(tmp_path, "lf/x.txt", f"Title\n\n{GOOD}\n")
+    write(tmp_path, "crlf/x.txt", f"Title\r\n\r\n{GOOD}  \r\n\r\n\r\n")
+    sources, skipped = ingest(tmp_path, CFG)
+    text = f"Title\n\n{GOOD.strip()}"
+    doc_id = sha16(text)
+    assert sources.row(0, named=True)["doc_id"] == doc_id
+    assert sources.row(0, named=True)["source_id"] == sha16(doc_id + "\n" + text)
+    # the CRLF copy normalizes to the same text, so it is a duplicate of the first by uri
+    assert sources["uri"].to_list() == ["crlf/x.txt"]
+    assert skipped_reasons(skipped) == {"lf/x.txt": "duplicate of crlf/x.txt"}
+
+
+def test_duplicates_keep_first_uri_and_are_reported(tmp_path: Path):
+    write(tmp_path, "a/orig.md", GOOD)
+    write(tmp_path, "b/copy.md", GOOD)
+    write(tmp_path, "c/other.md", GOOD + " different")
+    sources, skipped = ingest(tmp_path, CFG)
+    assert sources["uri"].to_list() == ["a/orig.md", "c/other.md"]
+    assert sources["source_id"].n_unique() == sources.height
+    assert skipped_reasons(skipped) == {"b/copy.md": "duplicate of a/orig.md"}
+    with pytest.raises(SourceError, match=r"^b/copy\.md: duplicate of a/orig\.md; rerun without"):
+        ingest(tmp_path, CFG, strict=True)
+
+
+def test_repeated_section_inside_one_document_is_reported_by_section(tmp_path: Path):
+    para = "Repeated boilerplate paragraph. " + "w" * 300
+    write(tmp_path, "x.md", f"{para}\n\nUnique middle part. {'m' * 100}\n\n{para}")
+    sources, skipped = ingest(tmp_path, Ingest(max_section_chars=400))
+    assert sources["section"].to_list() == [0, 1]
+    assert skipped_reasons(skipped) == {"x.md": "section(s) 2 duplicate of x.md"}
+
+
+def paragraphs(n: int, size: int) -> list[str]:
+    return [f"P{i:02d} " + "x" * (size - 5) + "." for i in range(n)]
+
+
+def test_split_packs_whole_paragraphs_up_to_the_limit():
+    paras = paragraphs(10, 150)
+    sections = split_sections("\n\n".join(paras), 400)
+    assert all(len(s) <= 400 for s in sections)
+    assert [len(s.split("\n\n")) for s in sections] == [2, 2, 2, 2, 2]  # 150+2+150 fits, a 3rd not
+    assert [p for s in sections for p in s.split("\n\n")] == paras
+    # the limit counts the blank line between paragraphs: 199 + 2 + 199 fits, 200 + 2 + 200 not
+    assert len(split_sections("\n\n".join(paragraphs(2, 199)), 400)) == 1
+    assert split_sections("\n\n".join(paragraphs(2, 200)), 400) == paragraphs(2, 200)
+
+
+def test_split_falls_back_to_sentences_then_words_then_hard_cuts():
+    sentences = [f"Sentence {i} " + "y" * 80 + "." for i in range(10)]
+    long_para = " ".join(sentences)
+    sections = split_sections(f"Short intro.\n\n{long_para}", 250)
+    assert all(len(s) <= 250 for s in sections)
+    assert sections[0].startswith("Short intro.\n\nSentence 0 ")  # intro stays whole
+    for section in sections[1:]:  # the long paragraph is cut between sentences only
+        assert section.startswith("Sentence") and section.endswith(".")
+    assert " ".join(" ".join(sections).split()) == " ".join(f"Short intro. {long_para}".split())
+    words = " ".join(["word"] * 100)  # no sentence end: cut at a word boundary
+    assert all(s.split() == ["word"] * len(s.split()) for s in split_sections(words, 200))
+    blob = "z" * 1000  # no space at all: hard cuts
+    assert split_sections(blob, 300) == ["z" * 300] * 3 + ["z" * 100]
+
+
+def test_ingest_sections_have_indices_and_respect_max_section_chars(tmp_path: Path):
+    write(tmp_path, "long.md", "\n\n".join(paragraphs(12, 190)))
+    write(tmp_path, "a.md", GOOD)
+    sources, _ = ingest(tmp_path, Ingest(max_section_chars=400))
+    long = sources.filter(pl.col("uri") == "long.md")
+    assert long["section"].to_list() == list(range(6))
+    assert long["n_chars"].max() <= 400  # type: ignore[operator]
+    assert long["doc_id"].n_unique() == 1
+    assert sources["uri"].to_list()[0] == "a.md"  # sorted by uri, then section
+
+
+def test_domains_mapping_and_defaults(tmp_path: Path):
+    write(tmp_path, "cs/deep/x.md", GOOD + "1")
+    write(tmp_path, "law/y.md", GOOD + "2")
+    write(tmp_path, "z.md", GOOD + "3")
+    sources, _ = ingest(tmp_path, Ingest(domains={"cs": "computer science"}))
+    assert dict(zip(sources["uri"], sources["domain"], strict=True)) == {
+        "cs/deep/x.md": "computer science",
+        "law/y.md": "law",
+        "z.md": "general",
+    }
+
+
+# --- incremental refresh and files ---------------------------------------------------------
+
+
+def test_new_or_changed_returns_only_unseen_sections(tmp_path: Path):
+    write(tmp_path, "a.md", GOOD + "a")
+    write(tmp_path, "b.md", GOOD + "b")
+    previous, _ = ingest(tmp_path, CFG)
+    write(tmp_path, "b.md", GOOD + "b, edited")
+    write(tmp_path, "c.md", GOOD + "c")
+    current, _ = ingest(tmp_path, CFG)
+    assert new_or_changed(current, previous)["uri"].to_list() == ["b.md", "c.md"]
+    assert new_or_changed(current, current).is_empty()
+    assert new_or_changed(current, schemas.empty(schemas.SOURCES)).equals(current)
+
+
+def test_ingest_to_files_writes_both_tables(tmp_path: Path):
+    write(tmp_path, "src/ok.md", GOOD)
+    write(tmp_path, "src/bad.xyz", GOOD)
+    paths = Paths(sources=tmp_path / "src", processed=tmp_path / "processed")
+    assert ingest_to_files(paths, CFG) == (1, 1)
+    sources = pl.read_parquet(paths.sources_table)
+    skipped = pl.read_parquet(paths.processed / "skipped_sources.parquet")
+    assert sources.schema == schemas.SOURCES
+    assert skipped.schema == schemas.SKIPPED
+    assert skipped["uri"].to_list() == ["bad.xyz"]
+    with pytest.raises(SourceError, match=r"bad\.xyz"):
+        ingest_to_files(paths, CFG, strict=True)
+
+
+def test_shipped_sample_sources_cover_three_domains(tmp_path: Path):
+    sources, skipped = ingest(REPO / "data" / "sources", CFG)
+    assert skipped.is_empty(), skipped.to_dicts()
+    assert sources.height >= 6
+    assert set(sources["domain"]) >= {"legal", "cs_research", "math"}
+    assert sources.group_by("domain").len()["len"].min() >= 2  # type: ignore[operator]
+    assert sources["n_chars"].max() <= CFG.max_section_chars  # type: ignore[operator]
+    shutil.copytree(REPO / "data" / "sources", tmp_path / "copy")
+    copied, _ = ingest(tmp_path / "copy", CFG)
+    assert copied["source_id"].to_list() == sources["source_id"].to_list()
