@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,8 +19,11 @@ from autodata.errors import StorageError
 @contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; rename it over ``target`` only on success."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:  # e.g. a read-only or full output directory
+        raise _storage_error(target, exc) from exc
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -28,11 +32,15 @@ def atomic_path(target: Path) -> Iterator[Path]:
             os.fsync(fh.fileno())
         os.replace(tmp, target)
     except OSError as exc:
-        raise StorageError(
-            f"could not write {target}: {exc.strerror or exc}; free disk space or fix permissions and rerun"
-        ) from exc
+        raise _storage_error(target, exc) from exc
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _storage_error(target: Path, exc: OSError) -> StorageError:
+    return StorageError(
+        f"could not write {target}: {exc.strerror or exc}; free disk space or fix permissions and rerun"
+    )
 
 
 def write_parquet(frame: pl.DataFrame, target: Path) -> Path:
@@ -54,3 +62,30 @@ def write_text(text: str, target: Path) -> Path:
     with atomic_path(target) as tmp:
         tmp.write_text(text)
     return target
+
+
+@contextmanager
+def atomic_dir(target: Path) -> Iterator[Path]:
+    """Yield an empty directory beside ``target``; swap it in for ``target`` only on success."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it 0700; the published directory should read like any other
+    try:
+        yield tmp
+        _swap_in(tmp, target)
+    except OSError as exc:
+        raise StorageError(
+            f"could not write {target}: {exc.strerror or exc}; free disk space or fix permissions and rerun"
+        ) from exc
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _swap_in(new: Path, target: Path) -> None:
+    if not target.exists():
+        os.replace(new, target)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+    os.replace(target, old / target.name)
+    os.replace(new, target)
+    shutil.rmtree(old, ignore_errors=True)
