@@ -28,7 +28,7 @@ class BackendError(AutodataError):
 class CallError(AutodataError):
     """One LLM call failed after its retries. Stages turn it into a row status, never a crash.
 
-    ``kind`` is one of: ``connection``, ``timeout``, ``http_<code>``, ``invalid_output``.
+    ``kind`` is one of: ``connection``, ``timeout``, ``bad_body``, ``http_<code>``, ``invalid_output``.
     """
 
     def __init__(self, kind: str, message: str) -> None:

@@ -27,6 +27,7 @@ def atomic_path(target: Path) -> Iterator[Path]:
     os.close(fd)
     tmp = Path(tmp_name)
     try:
+        tmp.chmod(0o644)  # mkstemp makes it 0600; the published file should read like any other
         yield tmp
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
@@ -67,16 +68,18 @@ def write_text(text: str, target: Path) -> Path:
 @contextmanager
 def atomic_dir(target: Path) -> Iterator[Path]:
     """Yield an empty directory beside ``target``; swap it in for ``target`` only on success."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    tmp.chmod(0o755)  # mkdtemp makes it 0700; the published directory should read like any other
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    except OSError as exc:
+        raise _storage_error(target, exc) from exc
+    try:
+        # mkdtemp makes it 0700; the published directory should read like any other
+        tmp.chmod(0o755)
         yield tmp
         _swap_in(tmp, target)
     except OSError as exc:
-        raise StorageError(
-            f"could not write {target}: {exc.strerror or exc}; free disk space or fix permissions and rerun"
-        ) from exc
+        raise _storage_error(target, exc) from exc
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -86,6 +89,15 @@ def _swap_in(new: Path, target: Path) -> None:
         os.replace(new, target)
         return
     old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
-    os.replace(target, old / target.name)
-    os.replace(new, target)
+    try:
+        os.replace(target, old / target.name)
+    except OSError:
+        old.rmdir()
+        raise
+    try:
+        os.replace(new, target)
+    except OSError:
+        os.replace(old / target.name, target)  # put the previous version back
+        old.rmdir()
+        raise
     shutil.rmtree(old, ignore_errors=True)

@@ -224,15 +224,25 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc}); fix the syntax") from exc
+        raise ConfigError(f"{path}: not valid YAML ({_yaml_problem(exc)}); fix the syntax") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping of sections (models, gate, ...)")
     _reject_secrets(data, path)
     return data
 
 
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line: what is wrong and where (PyYAML's own message spans several lines)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark else problem
+
+
 def _reject_secrets(data: dict[str, Any], path: Path) -> None:
-    for role, spec in (data.get("models") or {}).items():
+    models = data.get("models")
+    if not isinstance(models, dict):  # a wrong type is reported by validation
+        return
+    for role, spec in models.items():
         if isinstance(spec, dict) and "api_key" in spec:
             env = f"AUTODATA_MODELS__{str(role).upper()}__API_KEY"
             raise ConfigError(
@@ -258,5 +268,5 @@ def load_settings(path: Path | str = "params.yaml") -> Settings:
     data = _read_yaml(path)
     try:
         return Settings(**data)
-    except ValidationError as exc:
-        raise ConfigError(_describe(exc, path)) from exc
+    except ValidationError as exc:  # not chained: its inputs may hold an API key from the env
+        raise ConfigError(_describe(exc, path)) from None

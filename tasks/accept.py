@@ -159,12 +159,14 @@ def _round_row(
     }  # fmt: skip
 
 
-_NUMBER = re.compile(r"-?\d+(?:[.,]\d+)?(?:/\d+)?")
+_NUMBER = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?(?:/\d+)?")  # 1,000,000.5 is one number
+_BOXED = re.compile(r"\\boxed\{((?:[^{}]|\{[^{}]*\})*)\}")  # one level of nested braces
+_FRAC = re.compile(r"\\d?frac\{([^{}]*)\}\{([^{}]*)\}")
 
 
 def final_answer(text: str) -> str:
     """The checkable final answer of a solution: \\boxed{..}, 'answer: ..', or the last number."""
-    if boxed := re.findall(r"\\boxed\{([^}]*)\}", text):
+    if boxed := _BOXED.findall(text):
         return _normalize(boxed[-1])
     if tail := re.findall(r"answer\s*(?:is|:)\s*([^\n]+)", text, flags=re.IGNORECASE):
         numbers = _NUMBER.findall(tail[-1])
@@ -174,9 +176,9 @@ def final_answer(text: str) -> str:
 
 
 def _normalize(answer: str) -> str:
-    answer = answer.strip().strip(".").replace(",", "").lower()
+    answer = _FRAC.sub(r"\1/\2", answer).strip().strip(".").replace(",", "").lower()
     try:
-        return f"{float(answer):g}"
+        return f"{float(answer):.15g}"  # plain :g keeps 6 digits: 1234567 would equal 1234568
     except ValueError:
         return re.sub(r"\s+", " ", answer)
 

