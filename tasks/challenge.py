@@ -25,8 +25,6 @@ from autodata.progress import Reporter
 from autodata.settings import RoleModel
 from autodata.stagefile import persisted
 
-PROMPTS = ("challenger_system", "challenger_user", "challenger_example_user",
-           "challenger_example_assistant", "feedback", "verifier_system", "verifier_user")  # fmt: skip
 Weight = Literal[1, 2, 3, 4, 5, 6, 7]
 
 
@@ -185,7 +183,7 @@ def _blank_row(source: dict, round_no: int, roles: Roles) -> dict:
         "reasoning_skills": [], "rubric": [],
         "recipe_hash": roles.recipe_hash,
         "challenger_model": roles.challenger.model,
-        "prompt_hash": prompts.prompt_hash(*PROMPTS),
+        "prompt_hash": prompts.prompt_hash(),  # the whole prompt set, as in accepted
     }  # fmt: skip
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,8 +25,8 @@ from autodata.progress import Reporter
 from autodata.settings import RoleModel
 from autodata.stagefile import persisted
 
-PROMPTS = ("judge_system", "judge_user")
 TOP_LOGPROBS = 5
+_YES = re.compile(r"\W*yes\b", re.IGNORECASE)  # "Yes", "**yes**", " yes." — not "Yesterday"
 
 
 def judge_request(item: dict, answer: str, criterion: str, spec: RoleModel) -> ChatRequest:
@@ -49,7 +50,7 @@ def judge_request(item: dict, answer: str, criterion: str, spec: RoleModel) -> C
 
 def verdict(result: ChatResult) -> tuple[bool, float | None]:
     """(met, P(yes)) from a reply: met if it starts with 'yes'; P(yes) from logprobs if given."""
-    met = result.texts[0].strip().lower().lstrip("*\"' ").startswith("yes")
+    met = _YES.match(result.texts[0]) is not None
     mass = {"yes": 0.0, "no": 0.0}
     for token, logprob in (result.top_logprobs[0] if result.top_logprobs else {}).items():
         word = token.strip().lower()

@@ -22,8 +22,6 @@ from autodata.progress import Reporter
 from autodata.settings import RoleModel
 from autodata.stagefile import persisted
 
-PROMPTS = ("solver_system", "solver_user", "solver_source")
-
 
 def solver_request(item: dict, spec: RoleModel, rollout: int) -> ChatRequest:
     """The request for one rollout; ``item`` has context, question and, if privileged, text."""

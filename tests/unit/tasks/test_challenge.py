@@ -19,7 +19,6 @@ from autodata.testing.roles import RUBRIC, LoopScript, challenger_item, role_of,
 from autodata.testing.scripted_server import ScriptedServer
 from tasks import accept
 from tasks.challenge import (
-    PROMPTS,
     ChallengeOut,
     Roles,
     VerifierOut,
@@ -100,7 +99,7 @@ async def test_a_valid_item_passes_with_its_columns_and_lineage(scripted: Script
     assert row["question"] == item()["question"]
     assert row["rubric"] == RUBRIC
     assert (row["recipe_hash"], row["challenger_model"]) == (RECIPE, "scripted")
-    assert row["prompt_hash"] == prompts.prompt_hash(*PROMPTS)
+    assert row["prompt_hash"] == prompts.prompt_hash()
     assert [role_of(r.body) for r in server.requests] == ["challenger", "verifier"]
     # the challenger asked for JSON of the ChallengeOut schema, seeded by the round
     body = requests_of(server, "challenger")[0]

@@ -96,6 +96,7 @@ def answer_of(body: dict[str, Any]) -> str:
         ("**No**", False),
         ("", False),
         ("Not really, yes", False),
+        ("Yesterday it was", False),
     ],
 )
 def test_verdict_reads_the_first_word(text: str, met: bool) -> None:
