@@ -12,6 +12,10 @@ from rich.console import Console
 from rich.table import Table
 
 from autodata import env
+from autodata.cli_bench import bench_app
+from autodata.cli_lineage import lineage, recipes
+from autodata.cli_schedule import schedule
+from autodata.cli_stage import stage_app
 from autodata.errors import AutodataError
 from autodata.settings import EMBEDDED_MODEL, ROLES, Settings, load_settings
 
@@ -25,6 +29,11 @@ models_app = typer.Typer(
     help="Model backends: check them, prepare the embedded model.", no_args_is_help=True
 )
 app.add_typer(models_app, name="models")
+app.add_typer(stage_app, name="stage")
+app.add_typer(bench_app, name="bench")
+app.command()(lineage)
+app.command()(recipes)
+app.command()(schedule)
 console = Console(stderr=True)
 ParamsOpt = Annotated[Path, typer.Option("--params", "-p", help="Settings file (the recipe).")]
 
@@ -56,7 +65,7 @@ def run(
     ] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
 ) -> None:
-    """Ingest data/sources, run the Challenger/solver/judge rounds, write the accepted set."""
+    """The whole pipeline: ingest, generate, accept, validate (Great Expectations), export."""
     from autodata import summary
     from autodata.progress import Reporter
     from flows.pipeline import run_flow
@@ -68,7 +77,10 @@ def run(
         _fail(exc)
     summary.render(metrics, Console(), _uses_embedded(settings))
     paths = settings.paths
-    console.print(f"wrote {paths.rounds_table}, {paths.accepted_table}, {paths.generate_metrics}")
+    console.print(
+        f"wrote {paths.rounds_table}, {paths.accepted_table}, {paths.generate_metrics}, "
+        f"{paths.validation_metrics}; exported to {paths.export}"
+    )
 
 
 @app.command()
@@ -95,7 +107,7 @@ def models_check(ctx: typer.Context) -> None:
     from autodata.llm.backends import check_models
 
     try:
-        checks = asyncio.run(check_models(_settings(ctx)))
+        checks = asyncio.run(check_models(_settings(ctx), announce=console.print))
     except AutodataError as exc:
         _fail(exc)
     table = Table("role", "backend", "model", "latency", "status", title="models check")

@@ -5,9 +5,9 @@
 
 from __future__ import annotations
 
-import polars as pl
 from typing import Any
 
+import polars as pl
 from polars.datatypes import DataType
 
 

@@ -164,7 +164,7 @@ async def generate_flow(
     """Run rounds until every source is accepted or out of budget; write the loop tables."""
     directory, tables = work_dir(settings, sources), LoopTables()
     last_round = settings.loop.max_rounds + settings.loop.max_infra_retries
-    async with open_clients(settings) as clients:
+    async with open_clients(settings, announce=reporter.line) as clients:
         for round_no in range(1, last_round + 1):
             open_now = open_sources(sources, tables.history(), settings.loop)
             if open_now.is_empty():

@@ -1,4 +1,5 @@
-"""``autodata run``: ingest → generate (the round loop) → accept, as one Prefect flow."""
+"""``autodata run``: ingest → generate (the round loop) → accept → validate → export, as one
+Prefect flow. The same stages run one at a time under DVC (``autodata stage <name>``)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ import polars as pl
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from autodata import schemas
+from autodata import recipes, schemas
 from autodata.env import git_revision
 from autodata.progress import Reporter
 from autodata.settings import Settings
 from flows.generate import generate_flow
 from tasks.ingest import ingest_to_files
 from tasks.outputs import finalize_task
+from tasks.stages import export_task, record_recipe_task, validate_task
 
 
 @task(name="ingest", cache_policy=NO_CACHE)
@@ -25,7 +27,10 @@ def ingest_task(settings: Settings, strict: bool) -> tuple[int, int]:
 
 @flow(name="autodata-run", validate_parameters=False)
 async def run_flow(settings: Settings, reporter: Reporter, strict: bool = False) -> dict[str, Any]:
-    """The whole generation job; returns the metrics of ``metrics/generate.json``."""
+    """The whole pipeline; returns the metrics of ``metrics/generate.json`` (+ skipped files).
+
+    Raises :class:`ValidationFailed` (nothing exported) when the Great Expectations gate fails.
+    """
     n_sources, n_skipped = ingest_task(settings, strict)
     reporter.line(
         f"ingested {n_sources} sources from {settings.paths.sources} ({n_skipped} files skipped)"
@@ -34,6 +39,11 @@ async def run_flow(settings: Settings, reporter: Reporter, strict: bool = False)
         pl.read_parquet(settings.paths.sources_table), schemas.SOURCES, "sources"
     )
     await generate_flow(settings, sources, reporter)
-    result = finalize_task(settings, git_revision())
+    recipes.write_snapshot(settings)
+    git_rev = git_revision()
+    result = finalize_task(settings, git_rev)
+    record_recipe_task(settings, git_rev)
+    validate_task(settings)
+    export_task(settings)
     result["skipped_files"] = n_skipped
     return result

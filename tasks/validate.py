@@ -224,7 +224,7 @@ def _build_docs(context: Any, target: Path) -> str:
             "show_how_to_buttons": False,
             "store_backend": {
                 "class_name": "TupleFilesystemStoreBackend",
-                "base_directory": str(tmp),
+                "base_directory": str(tmp.resolve()),  # GE rejects a relative base directory
             },
             "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
         }

@@ -6,7 +6,7 @@ Both end in the same :class:`OpenAIChatClient`; roles naming the same model shar
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -15,24 +15,38 @@ from pydantic import BaseModel, Field
 from autodata.errors import AutodataError
 from autodata.llm.cache import CallCache
 from autodata.llm.client import ChatRequest, OpenAIChatClient
+from autodata.llm.preflight import preflight
 from autodata.llm.vllm_server import ServerRegistry
 from autodata.settings import ROLES, RoleModel, Settings
 
 
-async def _endpoint(spec: RoleModel, registry: ServerRegistry) -> tuple[str, str]:
+async def _endpoint(
+    spec: RoleModel, registry: ServerRegistry, announce: Callable[[str], None]
+) -> tuple[str, str]:
     if spec.backend == "openai":
         assert spec.base_url is not None  # enforced by RoleModel
         return spec.base_url, spec.model
+    if spec.model not in registry.servers():
+        announce(f"starting a vLLM server for {spec.model} (30-120 s on CPU) ...")
     # Deliberately blocking, on the flow's main thread: the server's parent-death signal and the
     # registry's SIGINT/SIGTERM handlers only apply when started from the main thread.
     return registry.url_for(spec.model)
 
 
 async def make_client(
-    role: str, spec: RoleModel, registry: ServerRegistry, cache: CallCache | None
+    role: str,
+    spec: RoleModel,
+    registry: ServerRegistry,
+    cache: CallCache | None,
+    announce: Callable[[str], None] = lambda _: None,
 ) -> OpenAIChatClient:
     """Reach (or start) the role's server and return its client."""
-    base_url, served = await _endpoint(spec, registry)
+    base_url, served = await _endpoint(spec, registry, announce)
+
+    def revive() -> None:  # a managed server that died is restarted once, then calls go on
+        if registry.revive(spec.model):
+            announce(f"the vLLM server for {spec.model} died; restarted it (once per run)")
+
     return OpenAIChatClient(
         base_url,
         served,
@@ -44,20 +58,31 @@ async def make_client(
         cache=cache,
         guidance_hints=spec.backend == "vllm" and spec.guided_json_hints,
         role=role,
+        revive=revive if spec.backend == "vllm" else None,
     )
 
 
 @asynccontextmanager
 async def open_clients(
-    settings: Settings, roles: Iterable[str] = ROLES, *, use_cache: bool = True
+    settings: Settings,
+    roles: Iterable[str] = ROLES,
+    *,
+    use_cache: bool = True,
+    announce: Callable[[str], None] = lambda _: None,
+    probe: bool = True,
 ) -> AsyncIterator[dict[str, OpenAIChatClient]]:
-    """Clients for ``roles``; managed servers are started once and always stopped on exit."""
+    """Clients for ``roles``; managed servers are started once and always stopped on exit.
+
+    ``probe``: first check every endpoint (reachable, key, model), raising BackendError."""
     cache = CallCache(settings.paths.cache) if use_cache else None
     clients: dict[str, OpenAIChatClient] = {}
     with ServerRegistry(settings.vllm, settings.paths) as registry:
         try:
             for role in roles:
-                clients[role] = await make_client(role, settings.models.role(role), registry, cache)
+                spec = settings.models.role(role)
+                clients[role] = await make_client(role, spec, registry, cache, announce)
+            if probe:
+                await preflight(settings, clients)
             yield clients
         finally:
             for client in clients.values():
@@ -101,9 +126,12 @@ async def check_role(role: str, client: OpenAIChatClient, backend: str) -> RoleC
     return RoleCheck(role, backend, client.model, latency, True, f"JSON ok: {result.texts[0][:60]}")
 
 
-async def check_models(settings: Settings) -> list[RoleCheck]:
+async def check_models(
+    settings: Settings, announce: Callable[[str], None] = lambda _: None
+) -> list[RoleCheck]:
     """Start or reach every configured backend and check each role once."""
-    async with open_clients(settings, use_cache=False) as clients:
+    # no preflight: a failing role becomes a row of the table, not an exception
+    async with open_clients(settings, use_cache=False, announce=announce, probe=False) as clients:
         return [
             await check_role(role, client, settings.models.role(role).backend)
             for role, client in clients.items()

@@ -41,7 +41,9 @@ def test_run_flow_ends_with_validation_and_export(scripted: Scripted, tmp_path: 
 
 
 def test_run_flow_stops_before_export_when_validation_fails(scripted: Scripted, tmp_path: Path) -> None:  # fmt: skip
-    settings = make_settings(project(tmp_path), scripted().base_url, validate=Validate(min_accepted=7))
+    settings = make_settings(
+        project(tmp_path), scripted().base_url, validate=Validate(min_accepted=7)
+    )
     with pytest.raises(ValidationFailed, match="validation failed, export stopped"):
         asyncio.run(run_flow(settings, Reporter(quiet=True)))
     assert json.loads(settings.paths.validation_metrics.read_text())["success"] is False

@@ -1,0 +1,160 @@
+"""``autodata lineage <id>`` and ``autodata recipes``: thin commands over :mod:`tasks.lineage`."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Annotated, Any
+
+import polars as pl
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Column, Table
+
+from autodata import recipes as registry
+from autodata import schemas
+from autodata.cli_common import fail, settings_of
+from autodata.errors import AutodataError
+from autodata.settings import Settings
+from autodata.stagefile import read_or_empty
+from tasks import lineage as core
+
+out = Console()
+WORKSPACE = "workspace"
+
+
+def _rounds(settings: Settings) -> pl.DataFrame:
+    path = settings.paths.rounds_table
+    if not path.exists():
+        raise AutodataError(f"{path} not found; run `dvc repro` or `autodata run` first")
+    return read_or_empty(path, schemas.ROUNDS, "rounds")
+
+
+def lineage(
+    ctx: typer.Context,
+    ident: Annotated[str, typer.Argument(help="A candidate_id or source_id (or a unique prefix).")],
+    chars: Annotated[int, typer.Option(help="Characters of the source to show.")] = 400,
+) -> None:
+    """Show where a row came from: the source, every round tried on it, and its recipe."""
+    try:
+        settings = settings_of(ctx)
+        rounds = _rounds(settings)
+        sources = read_or_empty(settings.paths.sources_table, schemas.SOURCES, "sources")
+        target = core.resolve(ident, sources, rounds)
+    except AutodataError as exc:
+        fail(exc)
+    entries = registry.read_registry(registry.registry_path(settings.paths))
+    _print_source(core.source_excerpt(sources, target.source_id, chars), target)
+    _print_rounds(core.rounds_of(rounds, target.source_id), target)
+    for entry in core.recipes_of(rounds, target.source_id, entries):
+        _print_recipe(entry)
+    gate = core.gate_of(rounds, target.candidate_id, target.source_id)
+    shown = ", ".join(f"{k}={v}" for k, v in gate.items())
+    out.print(f"[bold]decided under gate[/] {shown}", highlight=False, soft_wrap=True)
+
+
+def _print_source(source: dict[str, Any], target: core.Target) -> None:
+    out.print(f"[bold]source[/] {target.source_id}", highlight=False)
+    if not source:
+        out.print("  (not in the current sources table: the file was removed or changed)")
+        return
+    out.print(f"  {source['title']} · {source['domain']} · {source['uri']}", highlight=False)
+    out.print(source["excerpt"], highlight=False, soft_wrap=True)
+
+
+def _print_rounds(rows: pl.DataFrame, target: core.Target) -> None:
+    ids = [Column(name, no_wrap=True) for name in ("", "round", "decision")]
+    table = Table(*ids, "weak", "strong", "gap", "reason", "question", title="rounds")
+    for r in rows.iter_rows(named=True):
+        mark = "→" if r["candidate_id"] == target.candidate_id else ""
+        figures = [_num(r["weak_mean"]), _num(r["strong_mean"]), _num(r["gap"])]
+        table.add_row(
+            mark, str(r["round"]), r["decision"], *figures, r["reason"] or "", r["question"] or ""
+        )
+    out.print(table)
+
+
+def _print_recipe(entry: dict[str, Any]) -> None:
+    out.print(f"[bold]recipe[/] {entry['recipe_hash']}", highlight=False)
+    if entry.get("recipe") is None:
+        out.print(
+            "  (not in the recipe registry data/processed/recipes.jsonl; rerun `autodata stage accept`)"
+        )
+        return
+    out.print(f"  first seen {entry['first_seen']} at git {entry['git_rev']}", highlight=False)
+    out.print(yaml.safe_dump(entry["recipe"], sort_keys=True).rstrip(), highlight=False)
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def recipes(
+    ctx: typer.Context,
+    rev: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Also compare the data at this git revision or DVC experiment (repeatable)."
+        ),
+    ] = None,
+) -> None:
+    """Compare the recipe versions in the data: acceptance rate, rounds per accepted, gap."""
+    try:
+        settings = settings_of(ctx)
+        tables = {WORKSPACE: _rounds(settings)} | {r: _rounds_at(settings, r) for r in rev or []}
+        entries = registry.read_registry(registry.registry_path(settings.paths))
+        for r in rev or []:
+            entries = _registry_at(settings, r) | entries
+    except AutodataError as exc:
+        fail(exc)
+    _print_versions(core.compare_versions(tables), entries)
+
+
+def _print_versions(versions: pl.DataFrame, entries: dict[str, dict[str, Any]]) -> None:
+    """The versions table, then the recipe keys that differ between versions."""
+    ids = [Column(name, no_wrap=True, min_width=w) for name, w in (("version", 3), ("data", 9), ("recipe", 12), ("gate", 8))]  # fmt: skip
+    table = Table(*ids, "sources", "candidates", "accepted", "rate", "rounds/accepted",
+                  "median gap", title="recipe versions")  # fmt: skip
+    effective, unknown = {}, []
+    for i, v in enumerate(versions.iter_rows(named=True), start=1):
+        name, recipe = f"v{i}", (entries.get(v["recipe_hash"]) or {}).get("recipe")
+        if recipe is None:
+            unknown.append(f"{name} ({v['recipe_hash']})")
+        else:
+            effective[name] = core.effective_recipe(recipe, v["gate_json"])
+        table.add_row(name, v["label"], v["recipe_hash"], v["gate"], str(v["sources"]), str(v["candidates"]),
+                      str(v["accepted"]), f"{v['acceptance_rate']:.0%}",
+                      _num(v["mean_rounds_per_accepted"]), _num(v["median_gap"]))  # fmt: skip
+    out.print(table)
+    for key, values in core.differences(effective).items():
+        out.print(f"{key}: " + ", ".join(f"{n}={values[n]}" for n in values), highlight=False)
+    if unknown:
+        out.print(f"not in the recipe registry: {', '.join(unknown)}", highlight=False)
+
+
+def _read_at(path: Path, rev: str) -> bytes:
+    import dvc.api
+    from dvc.exceptions import DvcException
+
+    try:
+        with dvc.api.open(str(path), rev=rev, mode="rb") as fh:
+            return bytes(fh.read())
+    except DvcException as exc:
+        raise AutodataError(
+            f"cannot read {path} at revision '{rev}' ({exc}); check the name with `git log` or "
+            "`dvc exp show`, and `dvc pull` if the data is only on a remote"
+        ) from exc
+
+
+def _rounds_at(settings: Settings, rev: str) -> pl.DataFrame:
+    frame = pl.read_parquet(io.BytesIO(_read_at(settings.paths.rounds_table, rev)))
+    return schemas.check(frame, schemas.ROUNDS, "rounds")
+
+
+def _registry_at(settings: Settings, rev: str) -> dict[str, dict[str, Any]]:
+    try:
+        text = _read_at(registry.registry_path(settings.paths), rev).decode()
+    except AutodataError:
+        return {}  # an older revision without a registry: the table still compares
+    return registry.parse_registry(text)

@@ -1,0 +1,110 @@
+"""``autodata stage <name>``: run exactly one pipeline stage (what each DVC stage's ``cmd`` calls).
+
+Each command loads settings from the global ``--params``, runs its stage through
+:mod:`tasks.stages` and prints one line; an :class:`AutodataError` becomes one line and a
+non-zero exit, which stops ``dvc repro`` at that stage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+
+from autodata.cli_common import console, fail, say, settings_of
+from autodata.errors import AutodataError
+
+stage_app = typer.Typer(
+    help="Run one pipeline stage (ingest, generate, accept, validate, export); dvc.yaml calls these.",
+    no_args_is_help=True,
+)
+
+
+@stage_app.command()
+def ingest(
+    ctx: typer.Context,
+    strict: Annotated[
+        bool, typer.Option(help="Treat any unreadable source file as fatal.")
+    ] = False,
+) -> None:
+    """Read the sources directory into the sources table (no model calls)."""
+    from tasks.ingest import ingest_to_files
+
+    try:
+        settings = settings_of(ctx)
+        n, skipped = ingest_to_files(settings.paths, settings.ingest, strict=strict)
+    except AutodataError as exc:
+        fail(exc)
+    say(f"ingest: {n} sources → {settings.paths.sources_table}; {skipped} files skipped")
+
+
+@stage_app.command()
+def generate(
+    ctx: typer.Context,
+    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+) -> None:
+    """Run the Challenger/solver/judge rounds over the sources table (the only LLM stage)."""
+    from autodata.progress import Reporter
+    from tasks import stages
+
+    try:
+        settings = settings_of(ctx)
+        out = asyncio.run(stages.generate(settings, Reporter(console, quiet)))
+    except AutodataError as exc:
+        fail(exc)
+    say(
+        f"generate: {out['candidates']} candidates in {out['rounds']} rounds, "
+        f"{out['http_requests']} HTTP requests → {settings.paths.interim}"
+    )
+
+
+@stage_app.command()
+def accept(ctx: typer.Context) -> None:
+    """Recompute every decision under the current gate from stored judgments (no LLM call)."""
+    from autodata.env import git_revision
+    from tasks import stages
+
+    try:
+        settings = settings_of(ctx)
+        result = stages.accept(settings, git_revision())
+    except AutodataError as exc:
+        fail(exc)
+    paths = settings.paths
+    say(
+        f"accept: {result['accepted']} of {result['candidates']} candidates accepted → "
+        f"{paths.accepted_table}, {paths.rounds_table}, {paths.generate_metrics}"
+    )
+
+
+@stage_app.command()
+def validate(ctx: typer.Context) -> None:
+    """Run the Great Expectations gate; exit non-zero (code 4) when it fails."""
+    from tasks import stages
+    from tasks.validate import raise_if_failed
+
+    try:
+        settings = settings_of(ctx)
+        report = stages.validate(settings)
+        raise_if_failed(report)
+    except AutodataError as exc:
+        fail(exc)
+    skipped = report.counts["not_applicable"]
+    checked = len(report.expectations) - skipped
+    say(
+        f"validate: passed ({checked} expectations checked, {skipped} not applicable) → "
+        f"{settings.paths.validation_metrics}, {report.data_docs}"
+    )
+
+
+@stage_app.command()
+def export(ctx: typer.Context) -> None:
+    """Write sft.jsonl, rl.jsonl, the HF dataset, plots and the dataset card."""
+    from tasks import stages
+
+    try:
+        settings = settings_of(ctx)
+        out = stages.export(settings)
+    except AutodataError as exc:
+        fail(exc)
+    say(f"export: {out['sft_rows']} rows → {settings.paths.export}; plots → {settings.paths.plots}")
