@@ -28,12 +28,6 @@ fi
 say "syncing the pipeline environment (.venv)"
 UV_COMPILE_BYTECODE=1 "$UV" sync --frozen --python "$PYTHON" -q || die "uv sync failed; see above"
 
-# DVC: keep analytics and update checks off, and its site cache inside the repo (DESIGN §5).
-if [[ -d .dvc ]]; then
-    .venv/bin/dvc config --local core.analytics false
-    .venv/bin/dvc config --local core.check_update false
-fi
-
 if [[ "${AUTODATA_SKIP_VLLM:-0}" != "1" ]]; then
     bash scripts/setup-vllm.sh
     say "preparing the embedded model (converted once, then cached)"
