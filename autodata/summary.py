@@ -28,12 +28,14 @@ def render(metrics: dict[str, Any], console: Console, embedded: bool) -> None:
         table.add_row(decision, str(count))
     console.print(table)
     llm = metrics["llm"]
+    n_skipped = metrics.get("skipped_files") or 0
+    skipped = f" · {n_skipped} source files skipped (named above)" if n_skipped else ""
     console.print(
         f"sources {metrics['sources']} · accepted {metrics['accepted']} "
-        f"({metrics['acceptance_rate']:.0%}) · mean rounds per accepted {metrics['mean_rounds_per_accepted']} · "
+        f"({metrics['acceptance_rate']:.0%}) · mean rounds per accepted {metrics['mean_rounds_per_accepted'] or '-'} · "
         f"LLM calls {llm['logical_calls']} ({llm['http_requests']} HTTP requests, "
         f"{sum(r.get('retries', 0) for r in llm['per_role'].values())} retried, "
-        f"{sum(r.get('cache_hits', 0) for r in llm['per_role'].values())} from cache)"
+        f"{sum(r.get('cache_hits', 0) for r in llm['per_role'].values())} from cache)" + skipped
     )
     if metrics["accepted"] == 0:
         console.print(explain_zero(metrics["decisions"], embedded))

@@ -14,6 +14,7 @@ empty table instead of failing: zero accepted rows is a valid outcome (DESIGN §
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from dataclasses import asdict, dataclass, field
@@ -130,6 +131,9 @@ def _gx() -> Any:
     os.environ["GX_ANALYTICS_ENABLED"] = "false"  # offline hygiene (DESIGN §5), before import
     import great_expectations as gx
 
+    logging.getLogger("great_expectations").setLevel(
+        logging.WARNING
+    )  # its INFO lines are noise here
     return gx
 
 
