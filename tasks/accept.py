@@ -22,18 +22,21 @@ DIGITS = 9  # scores are rounded so that 0.85 - 0.65 compares as 0.2, not 0.1999
 
 def summarize(judgments: pl.DataFrame) -> dict[str, dict[str, Any]]:
     """Per candidate: weak/strong mean, max, min, infra flags and control scores."""
+    ok = pl.col("call_status") == "ok"
+    score, p_score = pl.col("score").filter(ok), pl.col("p_score").filter(ok)
+    groups = judgments.group_by("candidate_id", "role").agg(
+        infra=(~ok).any(), n_ok=ok.sum(), mean=score.mean(), max=score.max(), min=score.min(),
+        p=p_score.mean(), p_missing=p_score.null_count() > 0,
+    )  # fmt: skip
     out: dict[str, dict[str, Any]] = {}
-    for (cid, role), group in judgments.group_by(["candidate_id", "role"]):
-        stats = out.setdefault(str(cid), {})
-        ok = group.filter(pl.col("call_status") == "ok")
-        stats[f"{role}_infra"] = ok.height < group.height
-        scores = ok["score"].to_list()
-        if scores:
-            stats[f"{role}_mean"] = round(sum(scores) / len(scores), DIGITS)
-            stats[f"{role}_max"] = round(max(scores), DIGITS)
-            stats[f"{role}_min"] = round(min(scores), DIGITS)
-            p_scores = ok["p_score"].to_list()
-            stats[f"{role}_p"] = None if None in p_scores else sum(p_scores) / len(p_scores)
+    for g in groups.iter_rows(named=True):
+        stats, role = out.setdefault(g["candidate_id"], {}), g["role"]
+        stats[f"{role}_infra"] = g["infra"]
+        if g["n_ok"]:
+            stats[f"{role}_mean"] = round(g["mean"], DIGITS)
+            stats[f"{role}_max"] = round(g["max"], DIGITS)
+            stats[f"{role}_min"] = round(g["min"], DIGITS)
+            stats[f"{role}_p"] = None if g["p_missing"] else g["p"]
     return out
 
 

@@ -56,20 +56,27 @@ def candidate_id(source_id: str, round_no: int, recipe_hash: str) -> str:
     return hashlib.sha256(f"{source_id}|{round_no}|{recipe_hash}".encode()).hexdigest()[:16]
 
 
-def feedback_text(history: pl.DataFrame, source_id: str) -> str:
-    """Typed feedback (DESIGN §1 step 8) from this source's earlier rounds; '' on round 1."""
-    lines = [
-        row["feedback"]
-        for row in history.filter(pl.col("source_id") == source_id)
+def feedback_by_source(history: pl.DataFrame) -> dict[str, str]:
+    """Typed feedback (DESIGN §1 step 8) per source from earlier rounds, in one pass."""
+    if history.is_empty():
+        return {}
+    lines = (
+        history.filter(pl.col("feedback") != "")
         .sort("round")
-        .iter_rows(named=True)
-        if row["feedback"]
-    ]
-    if not lines:
-        return ""
-    return (
-        "\n" + prompts.render("feedback", attempts="\n".join(f"- {line}" for line in lines)) + "\n"
+        .group_by("source_id", maintain_order=True)
+        .agg(pl.col("feedback"))
     )
+    return {
+        source_id: "\n"
+        + prompts.render("feedback", attempts="\n".join(f"- {x}" for x in items))
+        + "\n"
+        for source_id, items in lines.iter_rows()
+    }
+
+
+def feedback_text(history: pl.DataFrame, source_id: str) -> str:
+    """The feedback block for one source; '' on its first round."""
+    return feedback_by_source(history).get(source_id, "")
 
 
 def challenger_request(source: dict, feedback: str, spec: RoleModel, round_no: int) -> ChatRequest:
@@ -129,11 +136,9 @@ def verdict_reason(verdict: VerifierOut) -> str | None:
     return None
 
 
-async def _one(source: dict, history: pl.DataFrame, round_no: int, roles: Roles) -> dict:
+async def _one(source: dict, feedback: str, round_no: int, roles: Roles) -> dict:
     row = _blank_row(source, round_no, roles)
-    request = challenger_request(
-        source, feedback_text(history, source["source_id"]), roles.challenger_spec, round_no
-    )
+    request = challenger_request(source, feedback, roles.challenger_spec, round_no)
     try:
         item = (await roles.challenger.chat(request)).parsed[0]
     except CallError as exc:
@@ -183,7 +188,7 @@ def _blank_row(source: dict, round_no: int, roles: Roles) -> dict:
         "reasoning_skills": [], "rubric": [],
         "recipe_hash": roles.recipe_hash,
         "challenger_model": roles.challenger.model,
-        "prompt_hash": prompts.prompt_hash(),  # the whole prompt set, as in accepted
+        "prompt_hash": roles.prompt_hash,
     }  # fmt: skip
 
 
@@ -195,6 +200,7 @@ class Roles:
         self.challenger, self.challenger_spec = challenger, challenger_spec
         self.verifier, self.verifier_spec = verifier, verifier_spec
         self.recipe_hash = recipe_hash
+        self.prompt_hash = prompts.prompt_hash()  # the whole prompt set, as in accepted
 
 
 async def challenge(
@@ -206,8 +212,10 @@ async def challenge(
 ) -> pl.DataFrame:
     """Write and verify one item per source in ``sources`` for ``round_no``."""
 
+    feedback = feedback_by_source(history)
+
     async def run(source: dict) -> dict:
-        row = await _one(source, history, round_no, roles)
+        row = await _one(source, feedback.get(source["source_id"], ""), round_no, roles)
         if on_done:
             on_done()
         return row

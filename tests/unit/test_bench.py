@@ -1,0 +1,71 @@
+"""The benchmarks run end to end in a tiny mode and write their result files (no timing asserted)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from benchmarks import common, compute, overhead, saturation, sim
+from benchmarks.loadserver import LoadConfig, LoadServerProcess
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def _written(name: str, result: dict[str, Any], rows: list, tmp_path: Path) -> dict[str, Any]:
+    common.show(name, rows)
+    return json.loads(common.write_result(name, result, tmp_path).read_text())
+
+
+def test_saturation_writes_its_ratio(prefect_harness, tmp_path):
+    opts = saturation.Options(sources=10, concurrency=8, latency_s=0.01)
+    result = saturation.run(opts, harness=False)
+    data = _written("saturation", result, saturation.rows(result), tmp_path)
+    run = data["load_server"]
+    assert run["calls"] == 10 * 32  # challenger, verifier, 3 weak, 15 weak judge, 3 strong, 9 judge
+    assert data["ratio"] == run["ratio"] > 0
+    assert {"wall_s", "ideal_s", "requests_per_s", "bound_requests_per_s"} <= run.keys()
+    assert data["machine"]["nproc"] >= 1 and "loadavg_after" in data
+
+
+def test_overhead_writes_its_ratio(prefect_harness, tmp_path):
+    result = overhead.run(overhead.Options(small=3, large=12, bare_calls=20), harness=False)
+    data = _written("overhead", result, overhead.rows(result), tmp_path)
+    assert [r["sources"] for r in data["runs"]] == [3, 12]
+    assert [r["calls"] for r in data["runs"]] == [3 * 32, 12 * 32]
+    assert data["ratio"] == data["runs"][1]["wall_s"] / data["runs"][0]["wall_s"]
+    assert data["cpu_ms_per_call"] > 0
+    assert set(data["bare_cpu_ms_per_call"]) == {"aiohttp", "httpx"}
+    assert {"server_startup_s", "empty_flow_cpu_s"} <= data["prefect"].keys()
+
+
+def test_compute_writes_its_ratio(prefect_harness, tmp_path):
+    result = compute.run(compute.Options(sources=20), harness=False)
+    data = _written("compute", result, compute.rows(result), tmp_path)
+    with_, without = data["with_weak_first"], data["without"]
+    assert without["calls"] > with_["calls"]  # the weak step stopped some candidates
+    assert sum(data["decisions"].values()) == data["rounds"]
+    assert "ratio" in data and "precision" in data
+    if data["accepted"]:
+        assert 0 < data["ratio"] < 1
+        assert 0 <= data["precision"] <= 1
+
+
+def test_sim_probabilities_are_deterministic_and_ordered():
+    p_weak, p_strong = sim.hidden_probs("abcd1234")
+    assert (p_weak, p_strong) == sim.hidden_probs("abcd1234")
+    assert 0.2 <= p_weak <= p_strong <= 1
+    assert sim.tag_of("is the buyer in case 0a1b2c3d entitled") == "0a1b2c3d"
+
+
+def test_load_server_answers_chat_and_reports_in_flight():
+    body = {"model": "scripted", "messages": [{"role": "user", "content": "hi"}]}
+    with LoadServerProcess(LoadConfig(mode="ok", latency_s=0.05)) as srv:
+        reply = httpx.post(f"{srv.base_url}/chat/completions", json=body, timeout=10).json()
+        assert reply["choices"][0]["message"]["content"] == "yes"
+        assert srv.stats()["requests"] == 1
+        spans = srv.in_flight(0.01)
+    assert sum(spans["mean"]) * 0.01 >= 0.05  # one request held for its latency
