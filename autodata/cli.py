@@ -66,10 +66,11 @@ def run(
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
 ) -> None:
     """The whole pipeline: ingest, generate, accept, validate (Great Expectations), export."""
-    from autodata import summary
+    from autodata import logfilter, summary
     from autodata.progress import Reporter
     from flows.pipeline import run_flow
 
+    logfilter.install()
     try:
         settings = _settings(ctx)
         metrics: dict[str, Any] = asyncio.run(run_flow(settings, Reporter(console, quiet), strict))

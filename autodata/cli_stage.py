@@ -45,9 +45,11 @@ def generate(
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
 ) -> None:
     """Run the Challenger/solver/judge rounds over the sources table (the only LLM stage)."""
+    from autodata import logfilter
     from autodata.progress import Reporter
     from tasks import stages
 
+    logfilter.install()  # the loop is a Prefect flow: keep its tracebacks of our errors off
     try:
         settings = settings_of(ctx)
         out = asyncio.run(stages.generate(settings, Reporter(console, quiet)))

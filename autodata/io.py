@@ -13,6 +13,7 @@ from typing import Any
 
 import polars as pl
 
+from autodata._killpoints import killpoint
 from autodata.errors import StorageError
 
 
@@ -31,6 +32,7 @@ def atomic_path(target: Path) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
+        killpoint(f"atomic:before-rename:{target.name}")
         os.replace(tmp, target)
     except OSError as exc:
         raise _storage_error(target, exc) from exc
@@ -47,7 +49,12 @@ def _storage_error(target: Path, exc: OSError) -> StorageError:
 def write_parquet(frame: pl.DataFrame, target: Path) -> Path:
     """Write ``frame`` to ``target`` atomically and return the path."""
     with atomic_path(target) as tmp:
-        frame.write_parquet(tmp)
+        try:
+            frame.write_parquet(tmp)
+        except pl.exceptions.ComputeError as exc:  # polars' way to report an I/O error (disk full)
+            if "os error" not in str(exc).lower():
+                raise
+            raise OSError(" ".join(str(exc).split())) from exc
     return target
 
 

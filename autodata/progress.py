@@ -36,3 +36,7 @@ class Reporter:
         """One status line (e.g. live counts after each round)."""
         if not self.quiet:
             self.console.print(text)
+
+    def warn(self, text: str) -> None:
+        """One line the user must see even with ``quiet`` (e.g. a source file skipped)."""
+        self.console.print(text, highlight=False, soft_wrap=True, markup=False)

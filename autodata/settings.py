@@ -53,10 +53,10 @@ class RoleModel(_Section):
 
 
 class Models(_Section):
-    challenger: RoleModel = RoleModel(temperature=0.3, max_tokens=768)
+    challenger: RoleModel = RoleModel(temperature=0.3, max_tokens=768, timeout_s=600)
     verifier: RoleModel = RoleModel(temperature=0.0, max_tokens=128)
-    weak: RoleModel = RoleModel(temperature=0.7, max_tokens=256)
-    strong: RoleModel = RoleModel(temperature=0.7, max_tokens=256, privileged=True)
+    weak: RoleModel = RoleModel(temperature=0.7, max_tokens=256, timeout_s=300)
+    strong: RoleModel = RoleModel(temperature=0.7, max_tokens=256, privileged=True, timeout_s=300)
     judge: RoleModel = RoleModel(temperature=0.0, max_tokens=4)
 
     def role(self, name: str) -> RoleModel:

@@ -11,6 +11,7 @@ from pathlib import Path
 import polars as pl
 
 from autodata import schemas
+from autodata._killpoints import killpoint
 from autodata.io import write_parquet
 
 
@@ -21,6 +22,7 @@ async def persisted(
     if target.exists():
         return schemas.check(pl.read_parquet(target), schema, name)
     frame = schemas.check(await compute(), schema, name)
+    killpoint(f"stage:before-write:{target.stem}")
     write_parquet(frame, target)
     return frame
 

@@ -14,6 +14,7 @@ import polars as pl
 from prefect import flow
 
 from autodata import schemas
+from autodata._killpoints import killpoint
 from autodata.io import write_json, write_parquet
 from autodata.llm.backends import open_clients
 from autodata.llm.client import ChatClient
@@ -179,6 +180,7 @@ async def generate_flow(
                 directory / f"round_{round_no:02d}",
             )
             reporter.line(_round_line(round_no, tables, open_now.height))
+            killpoint("loop:round-end")
         calls = {role: client.stats.as_dict() for role, client in clients.items()}
     frames = tables.frames()
     for name, frame in frames.items():

@@ -32,6 +32,8 @@ async def run_flow(settings: Settings, reporter: Reporter, strict: bool = False)
     Raises :class:`ValidationFailed` (nothing exported) when the Great Expectations gate fails.
     """
     n_sources, n_skipped = ingest_task(settings, strict)
+    for row in pl.read_parquet(settings.paths.skipped_sources_table).iter_rows(named=True):
+        reporter.warn(f"skipped {settings.paths.sources / row['uri']}: {row['reason']}")
     reporter.line(
         f"ingested {n_sources} sources from {settings.paths.sources} ({n_skipped} files skipped)"
     )

@@ -29,6 +29,7 @@ from typing import Any
 import polars as pl
 
 from autodata import schemas
+from autodata._killpoints import killpoint
 from autodata.errors import SourceError
 from autodata.io import write_parquet
 from autodata.settings import Ingest, Paths
@@ -104,6 +105,7 @@ def ingest_to_files(settings_paths: Paths, cfg: Ingest, strict: bool = False) ->
     sources, skipped = ingest(settings_paths.sources, cfg, strict=strict)
     sources = schemas.check(sources, schemas.SOURCES, "sources")
     skipped = schemas.check(skipped, schemas.SKIPPED, "skipped_sources")
+    killpoint("ingest:before-write")
     write_parquet(sources, settings_paths.sources_table)
     write_parquet(skipped, settings_paths.skipped_sources_table)
     return sources.height, skipped.height

@@ -13,6 +13,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from autodata import prompts, schemas
+from autodata._killpoints import killpoint
 from autodata.io import write_json, write_parquet
 from autodata.settings import ROLES, Gate, Settings
 from autodata.stagefile import read_or_empty
@@ -147,6 +148,7 @@ def finalize(settings: Settings, git_rev: str) -> dict[str, Any]:
     calls_file = paths.interim / "calls.json"
     calls = json.loads(calls_file.read_text()) if calls_file.exists() else {}
     result = metrics(rounds, accepted, sources.height, calls, read["rollouts"])
+    killpoint("finalize:before-write")
     write_parquet(rounds, paths.rounds_table)
     write_parquet(accepted, paths.accepted_table)
     write_json(result, paths.generate_metrics)

@@ -16,6 +16,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from autodata import recipes, schemas
+from autodata._killpoints import killpoint
 from autodata.errors import SourceError
 from autodata.settings import Settings
 from autodata.stagefile import read_or_empty
@@ -76,6 +77,7 @@ def validate(settings: Settings) -> ValidationReport:
 
     accepted, rounds = _accepted_and_rounds(settings)
     report = run_suites(accepted, rounds, settings.validate_, settings.paths.data_docs)
+    killpoint("validate:before-write")
     write_report(report, settings.paths.validation_metrics)
     return report
 
@@ -89,6 +91,7 @@ def export(settings: Settings) -> dict[str, Any]:
     summary = (
         json.loads(paths.generate_metrics.read_text()) if paths.generate_metrics.exists() else {}
     )
+    killpoint("export:before-write")
     return run_export(accepted, rounds, paths.export, paths.plots, settings.recipe(), summary)
 
 

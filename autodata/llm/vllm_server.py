@@ -162,6 +162,19 @@ class VllmServer:
         """True while the server process is running (not necessarily healthy)."""
         return self._proc is not None and self._proc.poll() is None
 
+    def has_died(self, grace_s: float = 5.0) -> bool:
+        """True if the process exited. One that stopped answering ``/health`` gets ``grace_s``
+        to finish exiting: a killed server drops its connections just before it is gone."""
+        if not self.is_alive():
+            return True
+        with httpx.Client(timeout=2.0) as client:
+            if _healthy(client, f"http://{self.cfg.host}:{self.port}/health"):
+                return False
+        deadline = time.monotonic() + grace_s
+        while self.is_alive() and time.monotonic() < deadline:
+            time.sleep(_POLL_S / 5)
+        return not self.is_alive()
+
     def stop(self) -> None:
         """Stop the whole process group (SIGTERM, then SIGKILL). Safe to call twice."""
         proc, self._proc = self._proc, None
@@ -270,22 +283,35 @@ class ServerRegistry:
         self.cfg = cfg
         self.paths = paths
         self._servers: dict[str, VllmServer] = {}
+        self._restarted: set[str] = set()
         self._lock = threading.RLock()
         self._previous: dict[int, Any] = {}
         self._armed = False
         self._owner = os.getpid()
 
     def url_for(self, model: str) -> tuple[str, str]:
-        """``(base_url, served_name)`` of the server for ``model``, starting it if needed."""
+        """``(base_url, served_name)`` of the server for ``model``, starting it if needed (or
+        restarting it if it died, see :meth:`revive`)."""
         with self._lock:
             server = self._servers.get(model)
             if server is None:
                 server = self._start(model)
             elif not server.is_alive():
-                raise BackendError(
-                    f"the vLLM server for {model!r} died; see {server.log_path} and rerun"
-                )
+                self._restart(model, server)
             return server.base_url, server.served_name
+
+    def revive(self, model: str) -> bool:
+        """Restart the server for ``model`` if its process died; True if it was restarted.
+
+        Each server is restarted at most once per registry (per run), on the same port, so its
+        clients carry on; a second death raises :class:`BackendError`. Blocking, like a start.
+        """
+        with self._lock:
+            server = self._servers.get(model)
+            if server is None or not server.has_died():
+                return False
+            self._restart(model, server)
+            return True
 
     def servers(self) -> dict[str, VllmServer]:
         """The running servers by model string (a copy)."""
@@ -323,6 +349,17 @@ class ServerRegistry:
         server.start()
         self._servers[model] = server
         return server
+
+    def _restart(self, model: str, server: VllmServer) -> None:
+        if model in self._restarted:
+            raise BackendError(
+                f"the vLLM server for {model!r} died again after one restart; see "
+                f"{server.log_path} for why (memory? a crash?), fix it and rerun: completed "
+                "calls are cached and will not be repeated"
+            )
+        self._restarted.add(model)
+        server.stop()  # reap what is left of its process group, its watchdog and its log
+        server.start()
 
     def _arm(self) -> None:
         """Make sure servers are stopped at exit and on SIGINT/SIGTERM."""

@@ -12,7 +12,7 @@ from functools import cache
 from importlib import resources
 from string import Template
 
-_TAG = re.compile(r"<\s*/?\s*(source|context|answer|item)\s*>", re.IGNORECASE)
+_TAG = re.compile(r"<\s*/?\s*(source|context|question|answer|item)\s*>", re.IGNORECASE)
 
 
 @cache

@@ -85,8 +85,9 @@ class LoopScript:
 
 
 def _criterion_index(judge_prompt: str) -> int:
-    match = re.search(r"Criterion: (.+)", judge_prompt)
-    name = match.group(1).strip() if match else ""
+    # the template's own line comes last: an answer quoting "Criterion: ..." must not fool it
+    found = re.findall(r"^Criterion: (.+)$", judge_prompt, flags=re.MULTILINE)
+    name = found[-1].strip() if found else ""
     names = [c["criterion"] for c in RUBRIC]
     return names.index(name) if name in names else 0
 

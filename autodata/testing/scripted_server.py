@@ -73,6 +73,7 @@ class ScriptedServer:
         model: str = "scripted",
         api_key: str | None = None,
         latency_s: float = 0.0,
+        port: int = 0,
     ) -> None:
         self.responder = responder
         self.model = model
@@ -84,7 +85,7 @@ class ScriptedServer:
         self._lock = threading.Lock()
         self._conns: set[socket.socket] = set()
         self._stop = threading.Event()
-        self._httpd = _HTTPServer(self)
+        self._httpd = _HTTPServer(self, port)  # port 0: a free one
         self.port: int = self._httpd.server_address[1]
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
         self._thread: threading.Thread | None = threading.Thread(
@@ -194,9 +195,9 @@ class _HTTPServer(ThreadingHTTPServer):
     # The default backlog of 5 makes a burst of new connections wait for SYN retries (1 s).
     request_queue_size = 256
 
-    def __init__(self, scripted: ScriptedServer) -> None:
+    def __init__(self, scripted: ScriptedServer, port: int) -> None:
         self.scripted = scripted
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(("127.0.0.1", port), _Handler)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Clients hanging up (timeouts, resets) are expected here; anything else is reported."""

@@ -279,13 +279,16 @@ def test_registry_restores_signal_handlers_on_close(cfg: Vllm, tmp_path: Path):
     registry.close()
 
 
-def test_registry_reports_a_dead_server(cfg: Vllm, tmp_path: Path):
+def test_registry_restarts_a_dead_server_once_then_reports_it(cfg: Vllm, tmp_path: Path):
     with ServerRegistry(cfg, Paths(logs=tmp_path)) as registry:
-        registry.url_for("m")
+        url = registry.url_for("m")
         server = registry.servers()["m"]
         os.killpg(server.pid or 0, signal.SIGKILL)
         time.sleep(0.3)
-        with pytest.raises(BackendError, match="died"):
+        assert registry.url_for("m") == url and server.is_alive()  # restarted, same port
+        os.killpg(server.pid or 0, signal.SIGKILL)
+        time.sleep(0.3)
+        with pytest.raises(BackendError, match="died again after one restart"):
             registry.url_for("m")
 
 

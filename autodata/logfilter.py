@@ -1,0 +1,52 @@
+"""Keep Prefect's console from repeating an expected failure as a traceback.
+
+An :class:`AutodataError` ends the CLI with one line that names the culprit and the fix. Prefect
+also logs it, with its traceback, from every task and flow it passed through, which buries that
+line. :func:`install` drops exactly those records from Prefect's console handler: records about
+any other exception (a bug) keep their traceback, and the API handler still sends everything
+to the Prefect server, so the UI shows the failed runs and why.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from autodata import errors
+
+_EXIT_NOISE = "Still processing items"  # Prefect's event worker draining as the CLI exits
+
+
+def _names(cls: type[BaseException]) -> set[str]:
+    return {cls.__name__}.union(*(_names(sub) for sub in cls.__subclasses__()))
+
+
+class ExpectedFailure(logging.Filter):
+    """Drops records whose exception, or whose message's ``exception: Name``, is ours."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        names = "|".join(sorted(_names(errors.AutodataError)))
+        self._mention = re.compile(rf"(exception: |\b)({names})\b[:(]")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, errors.AutodataError):
+            return False
+        message = record.getMessage()
+        if record.levelno >= logging.ERROR and self._mention.search(message):
+            return False
+        return not (record.name == "EventsWorker" and _EXIT_NOISE in message)
+
+
+def install() -> None:
+    """Add :class:`ExpectedFailure` to Prefect's console handler(s), once."""
+    from prefect.logging.configuration import ensure_logging_setup
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    ensure_logging_setup()
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, PrefectConsoleHandler) and not any(
+            isinstance(f, ExpectedFailure) for f in handler.filters
+        ):
+            handler.addFilter(ExpectedFailure())
