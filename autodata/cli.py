@@ -13,11 +13,12 @@ from rich.table import Table
 
 from autodata import env
 from autodata.cli_bench import bench_app
+from autodata.cli_common import console, fail, settings_of
 from autodata.cli_lineage import lineage, recipes
 from autodata.cli_schedule import schedule
-from autodata.cli_stage import stage_app
+from autodata.cli_stage import ingest, stage_app
 from autodata.errors import AutodataError
-from autodata.settings import EMBEDDED_MODEL, ROLES, Settings, load_settings
+from autodata.settings import EMBEDDED_MODEL, ROLES, Settings
 
 env.configure()
 
@@ -34,7 +35,7 @@ app.add_typer(bench_app, name="bench")
 app.command()(lineage)
 app.command()(recipes)
 app.command()(schedule)
-console = Console(stderr=True)
+app.command()(ingest)  # also `autodata stage ingest`; the one model-free stage worth a shortcut
 ParamsOpt = Annotated[Path, typer.Option("--params", "-p", help="Settings file (the recipe).")]
 
 
@@ -42,15 +43,6 @@ ParamsOpt = Annotated[Path, typer.Option("--params", "-p", help="Settings file (
 def main(ctx: typer.Context, params: ParamsOpt = Path("params.yaml")) -> None:
     """autodata: Agentic Self-Instruct with a Challenger, weak/strong solvers and a Judge."""
     ctx.obj = {"params": params}
-
-
-def _settings(ctx: typer.Context) -> Settings:
-    return load_settings(ctx.obj["params"])
-
-
-def _fail(exc: AutodataError) -> None:
-    console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
-    raise typer.Exit(exc.exit_code)
 
 
 def _uses_embedded(settings: Settings) -> bool:
@@ -72,10 +64,10 @@ def run(
 
     logfilter.install()
     try:
-        settings = _settings(ctx)
+        settings = settings_of(ctx)
         metrics: dict[str, Any] = asyncio.run(run_flow(settings, Reporter(console, quiet), strict))
     except AutodataError as exc:
-        _fail(exc)
+        fail(exc)
     summary.render(metrics, Console(), _uses_embedded(settings))
     paths = settings.paths
     console.print(
@@ -84,33 +76,15 @@ def run(
     )
 
 
-@app.command()
-def ingest(
-    ctx: typer.Context,
-    strict: Annotated[
-        bool, typer.Option(help="Treat any unreadable source file as fatal.")
-    ] = False,
-) -> None:
-    """Read the sources directory into the sources table (no model calls)."""
-    from tasks.ingest import ingest_to_files
-
-    try:
-        settings = _settings(ctx)
-        n, skipped = ingest_to_files(settings.paths, settings.ingest, strict=strict)
-    except AutodataError as exc:
-        _fail(exc)
-    console.print(f"{n} sources → {settings.paths.sources_table}; {skipped} files skipped")
-
-
 @models_app.command("check")
 def models_check(ctx: typer.Context) -> None:
     """Start or reach every role's backend and time one JSON-schema round trip each."""
     from autodata.llm.backends import check_models
 
     try:
-        checks = asyncio.run(check_models(_settings(ctx), announce=console.print))
+        checks = asyncio.run(check_models(settings_of(ctx), announce=console.print))
     except AutodataError as exc:
-        _fail(exc)
+        fail(exc)
     table = Table("role", "backend", "model", "latency", "status", title="models check")
     for c in checks:
         latency = f"{c.latency_s:.2f}s" if c.latency_s is not None else "-"
@@ -127,10 +101,10 @@ def models_prepare(ctx: typer.Context) -> None:
     from autodata.llm.embedded import resolve_model
 
     try:
-        settings = _settings(ctx)
+        settings = settings_of(ctx)
         name, where = resolve_model(EMBEDDED_MODEL, settings.vllm.python, settings.paths.models)
     except AutodataError as exc:
-        _fail(exc)
+        fail(exc)
     console.print(f"{name}: {where}")
 
 
