@@ -195,6 +195,30 @@ def test_metrics_and_plots_show(built: Built) -> None:
     assert [(r["rounds_used"], r["accepted"]) for r in used] == [("1", str(N_SOURCES))]
 
 
+def test_push_to_a_local_remote_and_pull_restores_the_datasets(
+    built: Built, tmp_path: Path
+) -> None:
+    accepted = built.repo / "data" / "processed" / "accepted.parquet"
+    before = accepted.read_bytes()
+    run(
+        ["dvc", "remote", "add", "--local", "-f", "-d", "store", str(tmp_path / "store")],
+        built.repo,
+        built.env,
+    )
+    try:
+        run(["dvc", "push"], built.repo, built.env)
+        shutil.rmtree(built.repo / ".dvc" / "cache")
+        accepted.unlink()
+        run(["dvc", "pull"], built.repo, built.env)
+        assert accepted.read_bytes() == before
+        assert (
+            "Data and pipelines are up to date"
+            in run(["dvc", "status"], built.repo, built.env).stdout
+        )
+    finally:
+        run(["dvc", "remote", "remove", "--local", "store"], built.repo, built.env)
+
+
 def test_lineage_and_recipes_read_the_real_outputs(built: Built) -> None:
     accepted = pl.read_parquet(built.repo / "data" / "processed" / "accepted.parquet")
     row = accepted.row(0, named=True)
