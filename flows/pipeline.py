@@ -9,14 +9,13 @@ import polars as pl
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from autodata import recipes, schemas
+from autodata import recipes
 from autodata.env import git_revision
 from autodata.progress import Reporter
 from autodata.settings import Settings
 from flows.generate import generate_flow
 from tasks.ingest import ingest_to_files
-from tasks.outputs import finalize_task
-from tasks.stages import export_task, record_recipe_task, validate_task
+from tasks.stages import accept_task, export_task, read_sources, validate_task
 
 
 @task(name="ingest", cache_policy=NO_CACHE)
@@ -37,14 +36,9 @@ async def run_flow(settings: Settings, reporter: Reporter, strict: bool = False)
     reporter.line(
         f"ingested {n_sources} sources from {settings.paths.sources} ({n_skipped} files skipped)"
     )
-    sources = schemas.check(
-        pl.read_parquet(settings.paths.sources_table), schemas.SOURCES, "sources"
-    )
-    await generate_flow(settings, sources, reporter)
+    await generate_flow(settings, read_sources(settings), reporter)
     recipes.write_snapshot(settings)
-    git_rev = git_revision()
-    result = finalize_task(settings, git_rev)
-    record_recipe_task(settings, git_rev)
+    result = accept_task(settings, git_revision())
     validate_task(settings)
     export_task(settings)
     result["skipped_files"] = n_skipped

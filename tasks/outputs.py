@@ -9,8 +9,6 @@ import json
 from typing import Any
 
 import polars as pl
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from autodata import prompts, schemas
 from autodata._killpoints import killpoint
@@ -153,9 +151,3 @@ def finalize(settings: Settings, git_rev: str) -> dict[str, Any]:
     write_parquet(accepted, paths.accepted_table)
     write_json(result, paths.generate_metrics)
     return result
-
-
-@task(name="accept", cache_policy=NO_CACHE)
-def finalize_task(settings: Settings, git_rev: str) -> dict[str, Any]:
-    """Prefect wrapper of :func:`finalize`."""
-    return finalize(settings, git_rev)

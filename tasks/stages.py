@@ -111,7 +111,7 @@ def export_task(settings: Settings) -> dict[str, Any]:
     return export(settings)
 
 
-@task(name="record-recipe", cache_policy=NO_CACHE)
-def record_recipe_task(settings: Settings, git_rev: str) -> list[str]:
-    """Prefect wrapper of :func:`autodata.recipes.record_recipe` (the registry)."""
-    return recipes.record_recipe(settings, recipes.registry_path(settings.paths), git_rev)
+@task(name="accept", cache_policy=NO_CACHE)
+def accept_task(settings: Settings, git_rev: str) -> dict[str, Any]:
+    """Prefect wrapper of :func:`accept`."""
+    return accept(settings, git_rev)

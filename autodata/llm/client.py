@@ -369,8 +369,3 @@ def _error_detail(raw: bytes) -> str:
         return str(message or text)[:200]
     except (ValueError, AttributeError):
         return text[:200]
-
-
-def dumps(obj: Any) -> str:
-    """Compact JSON, used where prompts embed structured data."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ": "))

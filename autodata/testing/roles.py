@@ -8,7 +8,6 @@ answer meets. Solver answers carry a marker so the judge can tell whose answer i
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -113,7 +112,3 @@ def request_role_counts(requests: list[Any]) -> dict[str, int]:
             role = role_of(req.body)
             counts[role] = counts.get(role, 0) + 1
     return counts
-
-
-def dumps(obj: Any) -> str:
-    return json.dumps(obj)
