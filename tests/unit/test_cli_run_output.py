@@ -1,0 +1,78 @@
+"""Small user-facing behaviours: the top-level `ingest` shortcut, the run summary's wording, and
+the announcement before a managed vLLM server starts."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+
+from conftest import SAMPLE_SOURCES
+from rich.console import Console
+from typer.testing import CliRunner
+
+from autodata import summary
+from autodata.cli import app
+from autodata.llm.backends import _endpoint
+from autodata.settings import RoleModel
+
+
+def test_top_level_ingest_is_the_stage_command(tmp_path: Path) -> None:
+    shutil.copytree(SAMPLE_SOURCES, tmp_path / "data" / "sources")
+    params = tmp_path / "params.yaml"
+    params.write_text(f"paths:\n  sources: {tmp_path}/data/sources\n  processed: {tmp_path}/out\n")
+    result = CliRunner().invoke(app, ["--params", str(params), "ingest"])
+    assert result.exit_code == 0, result.output
+    assert "ingest: 6 sources" in result.output
+    assert (tmp_path / "out" / "sources.parquet").exists()
+
+
+def _metrics(accepted: int) -> dict:
+    decisions = {"accepted": accepted, "failed_quality": 5, "judge_unreliable": 2}
+    return {
+        "decisions": decisions, "sources": 6, "accepted": accepted, "acceptance_rate": accepted / 6,
+        "mean_rounds_per_accepted": 2.0 if accepted else None,
+        "llm": {"logical_calls": 10, "http_requests": 12, "per_role": {"judge": {"retries": 2, "cache_hits": 1}}},
+    }  # fmt: skip
+
+
+def test_summary_with_nothing_accepted_says_why_and_shows_no_none() -> None:
+    console = Console(record=True, width=200)
+    summary.render(_metrics(0), console, embedded=True)
+    text = console.export_text()
+    assert "mean rounds per accepted -" in text and "None" not in text
+    assert "2 retried" in text and "1 from cache" in text
+    assert "Most rounds ended as failed_quality (5)" in text
+    assert "Using real models" in text
+
+
+def test_summary_with_acceptances_has_no_excuse() -> None:
+    console = Console(record=True, width=200)
+    summary.render(_metrics(2), console, embedded=True)
+    text = console.export_text()
+    assert "mean rounds per accepted 2.0" in text and "Nothing was accepted" not in text
+
+
+class _Registry:
+    """Stands in for ServerRegistry: records which models were asked for."""
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+
+    def servers(self) -> dict[str, object]:
+        return {m: object() for m in self.started}
+
+    def url_for(self, model: str) -> tuple[str, str]:
+        self.started.append(model)
+        return "http://127.0.0.1:1/v1", "served"
+
+
+def test_a_managed_server_start_is_announced_once() -> None:
+    registry, said = _Registry(), []
+    spec = RoleModel(backend="vllm", model="embedded:smollm2-135m-instruct")
+    for _ in range(2):
+        asyncio.run(_endpoint(spec, registry, said.append))  # type: ignore[arg-type]
+    assert len(said) == 1 and "starting a vLLM server" in said[0]
+    external = RoleModel(backend="openai", base_url="http://x/v1", model="m")
+    assert asyncio.run(_endpoint(external, registry, said.append)) == ("http://x/v1", "m")  # type: ignore[arg-type]
+    assert len(said) == 1
