@@ -16,8 +16,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import random
 import sqlite3
 import threading
+import time
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,8 @@ KEY_FIELDS = (
     "logprobs",
     "top_logprobs",
 )
+
+_BUSY_SECONDS = 60  # how long a connection waits for another process's lock
 
 # The key's JSON is the stdlib's (orjson writes some floats differently, e.g. 1e-05 as 1e-5, which
 # would change existing keys); one prebuilt encoder spares building it per call.
@@ -172,10 +176,27 @@ def _dump(response: dict[str, Any]) -> str:
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    db = sqlite3.connect(path, timeout=60, check_same_thread=False, isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
+    db = sqlite3.connect(path, timeout=_BUSY_SECONDS, check_same_thread=False, isolation_level=None)
+    _switch_to_wal(db)
     db.execute("PRAGMA synchronous=NORMAL")
     return db
+
+
+def _switch_to_wal(db: sqlite3.Connection) -> None:
+    """Set WAL mode, retrying while another process holds the lock.
+
+    Switching the journal mode needs an exclusive lock, and SQLite answers "database is locked"
+    at once (without its busy handler) when two processes open a fresh cache together.
+    """
+    deadline = time.monotonic() + _BUSY_SECONDS
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01 + random.random() * 0.05)
 
 
 def _commit(db: sqlite3.Connection, rows: dict[str, str]) -> None:

@@ -11,7 +11,7 @@ from autodata.llm.cache import CallCache
 def hammer(directory: str, worker: int, ops: int, barrier: Any) -> None:
     """Put shared and private keys, reading each back at once; exit non-zero on a bad read."""
     cache = CallCache(Path(directory))
-    barrier.wait()
+    barrier.wait(timeout=60)  # a sibling that died early breaks the barrier instead of hanging
     for i in range(ops):
         for key, body in ((f"shared-{i}", {"i": i}), (f"w{worker}-{i}", {"w": worker, "i": i})):
             cache.put(key, body)

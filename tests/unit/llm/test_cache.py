@@ -11,7 +11,7 @@ import pytest
 from cache_workers import hammer
 from pydantic import BaseModel
 
-from autodata.llm.cache import KEY_FIELDS, CallCache, cache_key
+from autodata.llm.cache import KEY_FIELDS, CallCache, _switch_to_wal, cache_key
 from autodata.llm.client import ChatRequest, OpenAIChatClient
 
 BODY: dict[str, Any] = {
@@ -101,12 +101,20 @@ def test_put_then_get_round_trips_and_survives_reopening(tmp_path):
 def test_two_processes_writing_at_once_leave_a_consistent_db(tmp_path):
     ctx = multiprocessing.get_context("spawn")
     ops, barrier = 50, ctx.Barrier(2)
-    procs = [ctx.Process(target=hammer, args=(str(tmp_path), w, ops, barrier)) for w in (0, 1)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=60)
-    assert [p.exitcode for p in procs] == [0, 0]
+    procs = [
+        ctx.Process(target=hammer, args=(str(tmp_path), w, ops, barrier), daemon=True)
+        for w in (0, 1)
+    ]
+    try:
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(timeout=120)
+        assert [p.exitcode for p in procs] == [0, 0]
+    finally:  # a hung child must never keep pytest from exiting
+        for p in procs:
+            if p.is_alive():
+                p.kill()
 
     cache = CallCache(tmp_path)
     assert len(cache) == ops + 2 * ops
@@ -115,3 +123,29 @@ def test_two_processes_writing_at_once_leave_a_consistent_db(tmp_path):
     cache.close()
     with sqlite3.connect(tmp_path / "calls.sqlite") as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+class _ContendedDb:
+    """Answers "database is locked" to the first ``busy`` journal-mode switches, as SQLite does
+    (without its busy handler) when two processes open a fresh cache at the same moment."""
+
+    def __init__(self, busy: int, error: str = "database is locked") -> None:
+        self.busy, self.error, self.calls = busy, error, 0
+
+    def execute(self, sql: str) -> None:
+        self.calls += 1
+        if self.calls <= self.busy:
+            raise sqlite3.OperationalError(self.error)
+
+
+def test_wal_switch_retries_while_another_process_holds_the_lock():
+    db = _ContendedDb(busy=3)
+    _switch_to_wal(db)  # type: ignore[arg-type]
+    assert db.calls == 4
+
+
+def test_wal_switch_does_not_retry_other_errors():
+    db = _ContendedDb(busy=1, error="disk I/O error")
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
+        _switch_to_wal(db)  # type: ignore[arg-type]
+    assert db.calls == 1
