@@ -6,7 +6,6 @@ Input: ``sources`` rows still open, the ``rounds`` history. Output: ``schemas.CH
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import re
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field
 
 from autodata import prompts, schemas
+from autodata.aio import map_bounded, window_for
 from autodata.errors import CallError
 from autodata.llm.client import ChatClient, ChatRequest
 from autodata.progress import Reporter
@@ -220,7 +220,8 @@ async def challenge(
             on_done()
         return row
 
-    rows = await asyncio.gather(*(run(s) for s in sources.iter_rows(named=True)))
+    window = window_for(roles.challenger.max_concurrency, roles.verifier.max_concurrency)
+    rows = await map_bounded(run, list(sources.iter_rows(named=True)), window)
     frame = (
         pl.DataFrame(rows, schema=schemas.CHALLENGES) if rows else schemas.empty(schemas.CHALLENGES)
     )

@@ -19,6 +19,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from autodata import prompts, schemas
+from autodata.aio import map_bounded, window_for
 from autodata.errors import CallError
 from autodata.llm.client import ChatClient, ChatRequest, ChatResult
 from autodata.progress import Reporter
@@ -110,7 +111,8 @@ async def judge(
 ) -> pl.DataFrame:
     """Grade every rollout (and, if ``controls``, both controls per item) criterion by criterion."""
 
-    async def run(item: dict, role: str, rollout: int, answer: str | None) -> dict:
+    async def run(job: tuple[dict, str, int, str | None]) -> dict:
+        item, role, rollout, answer = job
         key = {
             "candidate_id": item["candidate_id"],
             "role": role,
@@ -132,9 +134,8 @@ async def judge(
             on_done()
         return key | cols
 
-    rows = await asyncio.gather(
-        *(run(*job) for job in _answers(items, rollouts, non_answer, controls))
-    )
+    jobs = _answers(items, rollouts, non_answer, controls)
+    rows = await map_bounded(run, jobs, window_for(client.max_concurrency))
     frame = (
         pl.DataFrame(rows, schema=schemas.JUDGMENTS) if rows else schemas.empty(schemas.JUDGMENTS)
     )

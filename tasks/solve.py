@@ -7,7 +7,6 @@ Input: challenges (+ source text when privileged). Output: ``schemas.ROLLOUTS``.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from autodata import prompts, schemas
+from autodata.aio import map_bounded, window_for
 from autodata.errors import CallError
 from autodata.llm.client import ChatClient, ChatRequest
 from autodata.progress import Reporter
@@ -45,7 +45,7 @@ def solver_request(item: dict, spec: RoleModel, rollout: int) -> ChatRequest:
 
 
 async def _rollout(
-    item: dict, role: str, rollout: int, client: ChatClient, spec: RoleModel
+    item: dict, rollout: int, *, role: str, client: ChatClient, spec: RoleModel
 ) -> dict:
     row = {
         "candidate_id": item["candidate_id"],
@@ -83,14 +83,14 @@ async def solve(
 ) -> pl.DataFrame:
     """``k`` rollouts of ``role`` for every item (columns: candidate_id, context, question[, text])."""
 
-    async def run(item: dict, rollout: int) -> dict:
-        row = await _rollout(item, role, rollout, client, spec)
+    async def run(job: tuple[dict, int]) -> dict:
+        row = await _rollout(*job, role=role, client=client, spec=spec)
         if on_done:
             on_done()
         return row
 
-    jobs = [run(item, r) for item in items.iter_rows(named=True) for r in range(k)]
-    rows = await asyncio.gather(*jobs)
+    jobs = [(item, r) for item in items.iter_rows(named=True) for r in range(k)]
+    rows = await map_bounded(run, jobs, window_for(client.max_concurrency))
     frame = pl.DataFrame(rows, schema=schemas.ROLLOUTS) if rows else schemas.empty(schemas.ROLLOUTS)
     return schemas.check(frame, schemas.ROLLOUTS, "rollouts")
 

@@ -86,6 +86,7 @@ class ChatClient(Protocol):
 
     model: str
     stats: CallStats
+    max_concurrency: int  # calls it runs at once; stages keep about twice as many jobs going
 
     async def chat(self, request: ChatRequest) -> ChatResult: ...
 
@@ -111,6 +112,7 @@ class OpenAIChatClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.model = model
+        self.max_concurrency = max_concurrency
         self.role = role or model
         self.stats = CallStats()
         self._cache = cache
