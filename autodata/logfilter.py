@@ -4,7 +4,8 @@ An :class:`AutodataError` ends the CLI with one line that names the culprit and 
 also logs it, with its traceback, from every task and flow it passed through, which buries that
 line. :func:`install` drops exactly those records from Prefect's console handler: records about
 any other exception (a bug) keep their traceback, and the API handler still sends everything
-to the Prefect server, so the UI shows the failed runs and why.
+to the Prefect server, so the UI shows the failed runs and why. It also drops the INFO chatter of
+libraries that set their own loggers' levels (Great Expectations), which no logger setting stops.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import re
 from autodata import errors
 
 _EXIT_NOISE = "Still processing items"  # Prefect's event worker draining as the CLI exits
+_CHATTY = ("great_expectations",)  # below WARNING, never shown on the console
 
 
 def _names(cls: type[BaseException]) -> set[str]:
@@ -22,7 +24,8 @@ def _names(cls: type[BaseException]) -> set[str]:
 
 
 class ExpectedFailure(logging.Filter):
-    """Drops records whose exception, or whose message's ``exception: Name``, is ours."""
+    """Drops records whose exception, or whose message's ``exception: Name``, is ours, and
+    library chatter (module docstring)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -30,6 +33,8 @@ class ExpectedFailure(logging.Filter):
         self._mention = re.compile(rf"(exception: |\b)({names})\b[:(]")
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING and record.name.split(".")[0] in _CHATTY:
+            return False
         exc = record.exc_info[1] if record.exc_info else None
         if isinstance(exc, errors.AutodataError):
             return False

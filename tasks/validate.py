@@ -129,11 +129,12 @@ def _describe_failure(r: ExpectationResult) -> str:
 
 def _gx() -> Any:
     os.environ["GX_ANALYTICS_ENABLED"] = "false"  # offline hygiene (DESIGN §5), before import
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)  # its INFO lines are noise
     import great_expectations as gx
 
-    logging.getLogger("great_expectations").setLevel(
-        logging.WARNING
-    )  # its INFO lines are noise here
+    for name in list(logging.root.manager.loggerDict):  # some of its modules set their own INFO
+        if name.startswith("great_expectations."):
+            logging.getLogger(name).setLevel(logging.NOTSET)
     return gx
 
 

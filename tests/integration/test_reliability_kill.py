@@ -22,6 +22,7 @@ import pytest
 from reliability_cli import Ran, make_project, run_cli, shared_prefect, unreadable_outputs
 
 from autodata.llm.cache import cache_key
+from autodata.settings import Paths
 from autodata.testing.replies import Reply
 from autodata.testing.roles import LoopScript, challenger_item, role_of, user_text
 from autodata.testing.scripted_server import ScriptedServer
@@ -187,3 +188,8 @@ def test_no_file_and_no_output_contains_the_api_key(runs: Runs) -> None:
     assert [str(p) for p in scanned if KEY.encode() in p.read_bytes()] == []
     texts = [runs.baseline.stdout, runs.baseline.stderr] + [t for k in runs.chain for t in (k.ran.stdout, k.ran.stderr)]  # fmt: skip
     assert not any(KEY in text for text in texts)
+
+
+def test_the_console_carries_no_library_chatter(runs: Runs) -> None:
+    assert (runs.baseline_root / Paths().validation_metrics).is_file()  # Great Expectations ran
+    assert "ephemeral docs site" not in runs.baseline.stdout + runs.baseline.stderr

@@ -69,3 +69,17 @@ def test_the_console_filter_drops_our_errors_and_keeps_bugs() -> None:
     assert not keep(record(message="Still processing items: 3 items remaining...", name="EventsWorker"))  # fmt: skip
     assert keep(record(KeyError("a bug")))
     assert keep(record(message="Finished in state Failed('Flow run encountered an exception: KeyError: x')"))  # fmt: skip
+
+
+def test_the_console_filter_drops_great_expectations_info_but_not_its_warnings() -> None:
+    keep = ExpectedFailure().filter
+    chatter = record(message="Created temporary directory '/tmp/x' for ephemeral docs site",
+                     name="great_expectations.data_context.types.base")  # fmt: skip
+    chatter.levelno = logging.INFO
+    assert not keep(chatter)
+    warning = record(message="a real problem", name="great_expectations.core")
+    warning.levelno = logging.WARNING
+    assert keep(warning)
+    ours = record(message="round 1 done", name="autodata.flow")
+    ours.levelno = logging.INFO
+    assert keep(ours)
