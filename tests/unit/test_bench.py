@@ -69,3 +69,20 @@ def test_load_server_answers_chat_and_reports_in_flight():
         assert srv.stats()["requests"] == 1
         spans = srv.in_flight(0.01)
     assert sum(spans["mean"]) * 0.01 >= 0.05  # one request held for its latency
+
+
+def test_vllm_comparison_sends_only_solver_and_judge_calls_to_the_server_it_records(
+    prefect_harness, tmp_path
+):
+    from autodata.testing.roles import role_of
+    from benchmarks import saturation_vllm
+
+    with LoadServerProcess(LoadConfig()) as served, LoadServerProcess(LoadConfig()) as scripted:
+        settings = saturation_vllm._settings(tmp_path, served.base_url, "scripted", scripted.base_url, 4)  # fmt: skip
+        with saturation_vllm.recording(served.base_url) as bodies:
+            run = common.run_generate(settings, common.synthetic_sources(2))
+        on_scripted = scripted.in_flight()["mean"]
+    assert {r: s["calls"] for r, s in run.per_role.items()} == {"challenger": 2, "verifier": 2, "weak": 6, "judge": 48, "strong": 6}  # fmt: skip
+    assert sum(on_scripted) > 0  # the challenge stage went to the scripted server
+    assert len(bodies) == run.calls - 4 == 2 * 30
+    assert {role_of(b) for b in bodies} == {"weak", "strong", "judge"}
