@@ -5,9 +5,10 @@ exists plus the per-call cache.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -159,34 +160,43 @@ def _round_line(round_no: int, tables: LoopTables, n_open: int) -> str:
     return f"[bold]round {round_no}[/] done ({n_open} sources open) — totals: {shown}"
 
 
-@flow(name="generate", validate_parameters=False)
-async def generate_flow(
-    settings: Settings, sources: pl.DataFrame, reporter: Reporter
-) -> dict[str, pl.DataFrame]:
-    """Run rounds until every source is accepted or out of budget; write the loop tables."""
-    directory, tables = work_dir(settings, sources), LoopTables()
-    # Everything alive now (imported modules, Prefect, settings) lives for the whole run: moving it
-    # out of the collector's view makes each full collection during the rounds ~10x cheaper (an
-    # event-loop stall of ~0.2 s each, while every slot waits; see benchmarks/README.md).
-    gc.freeze()
+async def _run_rounds(settings: Settings, sources: pl.DataFrame, tables: LoopTables, directory: Path,
+                      reporter: Reporter) -> dict[str, dict[str, int]]:  # fmt: skip
+    """The rounds, until every source is closed; returns each role's call counts."""
     last_round = settings.loop.max_rounds + settings.loop.max_infra_retries
     async with open_clients(settings, announce=reporter.line) as clients:
         for round_no in range(1, last_round + 1):
             open_now = open_sources(sources, tables.history(), settings.loop)
             if open_now.is_empty():
                 break
-            await run_round(
-                round_no,
-                open_now,
-                tables,
-                clients,
-                settings,
-                reporter,
-                directory / f"round_{round_no:02d}",
-            )
+            directory_of_round = directory / f"round_{round_no:02d}"
+            await run_round(round_no, open_now, tables, clients, settings, reporter, directory_of_round)  # fmt: skip
             reporter.line(_round_line(round_no, tables, open_now.height))
             killpoint("loop:round-end")
-        calls = {role: client.stats.as_dict() for role, client in clients.items()}
+        return {role: client.stats.as_dict() for role, client in clients.items()}
+
+
+@contextlib.contextmanager
+def _startup_objects_frozen() -> Iterator[None]:
+    """Everything alive at the start (imported modules, Prefect, settings) lives through the rounds:
+    hiding it from the garbage collector makes each full collection ~60x cheaper (each one
+    stalled the event loop for ~0.2 s while every slot waited; benchmarks/README.md). Unfrozen
+    afterwards, so a long-lived process (scheduled refreshes) can still collect it."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+@flow(name="generate", validate_parameters=False)
+async def generate_flow(
+    settings: Settings, sources: pl.DataFrame, reporter: Reporter
+) -> dict[str, pl.DataFrame]:
+    """Run rounds until every source is accepted or out of budget; write the loop tables."""
+    directory, tables = work_dir(settings, sources), LoopTables()
+    with _startup_objects_frozen():
+        calls = await _run_rounds(settings, sources, tables, directory, reporter)
     frames = tables.frames()
     for name, frame in frames.items():
         write_parquet(frame, settings.paths.interim / f"{name}.parquet")

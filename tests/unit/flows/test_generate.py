@@ -9,6 +9,7 @@ tests, so this file calls the loop's parts directly to stay around a minute.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import re
 import shutil
@@ -35,7 +36,7 @@ from autodata.testing.roles import (
     user_text,
 )
 from autodata.testing.scripted_server import ScriptedServer
-from flows.generate import generate_flow, work_dir
+from flows.generate import _startup_objects_frozen, generate_flow, work_dir
 from tasks.ingest import ingest_to_files
 from tasks.outputs import finalize
 
@@ -446,3 +447,12 @@ def test_re_tuning_the_gate_recomputes_decisions_without_any_call(
     assert set(pl.read_parquet(easy.paths.rounds_table)["decision"]) == {"too_easy"}
     finalize(done.settings.model_copy(update={"paths": strict.paths}), "rev")
     assert pl.read_parquet(strict.paths.rounds_table).equals(done.rounds)
+
+
+def test_startup_objects_are_frozen_only_while_the_rounds_run() -> None:
+    with _startup_objects_frozen():
+        assert gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0
+    with pytest.raises(KeyError), _startup_objects_frozen():
+        raise KeyError("a failing round")
+    assert gc.get_freeze_count() == 0  # a long-lived process can still collect them
