@@ -46,8 +46,11 @@ def _measure(srv: LoadServerProcess, root: Path, n: int, k: int) -> dict[str, An
         _settings(root / f"n{n}", srv.base_url, k), common.synthetic_sources(n)
     )
     served = srv.stats()["cpu_s"] - before["cpu_s"]
+    candidate_rounds = run.frames["loop_rounds"].height  # one row per candidate per round
     return {"sources": n, "calls": run.calls, "wall_s": run.wall_s, "cpu_s": run.cpu_s,
             "cpu_ms_per_call": run.cpu_ms_per_call, "requests_per_s": run.calls / run.wall_s,
+            "candidate_rounds": candidate_rounds,
+            "cpu_ms_per_candidate_round": 1000 * run.cpu_s / max(candidate_rounds, 1),
             "server_cpu_ms_per_call": 1000 * served / max(run.calls, 1)}  # fmt: skip
 
 
@@ -87,6 +90,7 @@ def rows(result: dict[str, Any]) -> list[tuple[str, Any]]:
         out += [(f"{n} sources: calls", r["calls"]), (f"{n} sources: wall s", r["wall_s"]),
                 (f"{n} sources: pipeline CPU ms/call", r["cpu_ms_per_call"]),
                 (f"{n} sources: net of flow fixed cost", r["net_cpu_ms_per_call"]),
+                (f"{n} sources: pipeline CPU ms/candidate-round", r["cpu_ms_per_candidate_round"]),
                 (f"{n} sources: load-server CPU ms/call", r["server_cpu_ms_per_call"])]  # fmt: skip
     p = result["prefect"]
     out += [("Prefect server startup s", p["server_startup_s"]), ("warm-up flow wall s", p["warmup_flow_wall_s"]),

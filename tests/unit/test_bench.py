@@ -36,6 +36,8 @@ def test_overhead_writes_its_ratio(prefect_harness, tmp_path):
     data = _written("overhead", result, overhead.rows(result), tmp_path)
     assert [r["sources"] for r in data["runs"]] == [3, 12]
     assert [r["calls"] for r in data["runs"]] == [3 * 32, 12 * 32]
+    assert [r["candidate_rounds"] for r in data["runs"]] == [3, 12]
+    assert all(r["cpu_ms_per_candidate_round"] > r["cpu_ms_per_call"] for r in data["runs"])
     assert data["ratio"] == data["runs"][1]["wall_s"] / data["runs"][0]["wall_s"]
     assert data["cpu_ms_per_call"] > 0
     assert set(data["bare_cpu_ms_per_call"]) == {"aiohttp", "httpx"}
