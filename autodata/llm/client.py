@@ -268,6 +268,12 @@ class OpenAIChatClient:
                 f"{self.role}: {url} refused the API key (HTTP {code}); "
                 f"set AUTODATA_MODELS__{self.role.upper()}__API_KEY to a valid key"
             )
+        if code == 404 and not self.base_url.endswith("/v1"):  # the usual cause: a missing /v1
+            raise BackendError(
+                f"{self.role}: {url} was not found (HTTP 404: {detail}); OpenAI-compatible servers "
+                f"answer under /v1: set models.{self.role}.base_url to {self.base_url}/v1 "
+                f"(or AUTODATA_MODELS__{self.role.upper()}__BASE_URL)"
+            )
         if code == 404:
             raise BackendError(
                 f"{self.role}: {url} has no model '{self.model}' (HTTP 404: {detail}); "

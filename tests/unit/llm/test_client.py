@@ -218,6 +218,16 @@ async def test_unknown_model_is_a_backend_error_naming_the_setting(scripted, cli
     assert srv.count() == 1
 
 
+async def test_a_base_url_without_v1_is_named_as_the_cause_of_a_404(scripted, client):
+    srv = scripted(lambda body: "fine")
+    c = client(srv.base_url.removesuffix("/v1"))
+    with pytest.raises(BackendError) as err:
+        await c.chat(_ask())
+    assert "models.judge.base_url" in str(err.value)
+    assert f"{srv.base_url}" in str(err.value)  # the fixed URL, ending in /v1
+    assert "has no model" not in str(err.value)
+
+
 # -- JSON output -----------------------------------------------------------------------------
 
 
