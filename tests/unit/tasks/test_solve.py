@@ -3,6 +3,7 @@ rollouts, and failed calls as rows — against the scripted loopback server."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -10,7 +11,7 @@ import polars as pl
 import pytest
 
 from autodata import schemas
-from autodata.llm.client import OpenAIChatClient
+from autodata.llm.client import CallStats, ChatResult, OpenAIChatClient
 from autodata.settings import RoleModel
 from autodata.testing.replies import Reply
 from autodata.testing.roles import RUBRIC, LoopScript, role_of, user_text
@@ -134,3 +135,27 @@ async def test_solving_nothing_makes_no_call(scripted: Scripted) -> None:
     finally:
         await client.aclose()
     assert frame.is_empty() and frame.schema == schemas.ROLLOUTS and server.count() == 0
+
+
+class _CountingClient:
+    """A ChatClient without a slot limit of its own that counts the jobs waiting on it at once."""
+
+    model, max_concurrency = "counting", 2
+
+    def __init__(self) -> None:
+        self.stats, self.waiting, self.peak = CallStats(), 0, 0
+
+    async def chat(self, request: Any) -> Any:
+        self.waiting += 1
+        self.peak = max(self.peak, self.waiting)
+        await asyncio.sleep(0.001)
+        self.waiting -= 1
+        return ChatResult(texts=["an answer"])
+
+
+async def test_a_stage_keeps_a_bounded_window_of_jobs_not_one_per_rollout() -> None:
+    client = _CountingClient()
+    items = pl.DataFrame([item(f"c{i}") for i in range(40)])
+    rollouts = await solve(items, "weak", 3, client, WEAK)  # type: ignore[arg-type]
+    assert rollouts.height == 120 and set(rollouts["call_status"]) == {"ok"}
+    assert client.peak == 8  # window_for(2): not 120 coroutines at once
