@@ -101,17 +101,30 @@ def _norm(text: str) -> str:
     return re.sub(r"\W+", " ", text.lower()).strip()
 
 
+_CJK_CHAR = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]")
+
+
+def _n_words(text: str) -> int:
+    """Words in ``text``, each CJK character (Han, kana, Hangul syllable) counting as one."""
+    return len(_CJK_CHAR.findall(text)) + len(_CJK_CHAR.sub(" ", text).split())
+
+
 def static_quality(item: ChallengeOut) -> str | None:
-    """Code checks before any LLM verdict. Returns the rejection reason, or None."""
+    """Code checks before any LLM verdict. Returns the rejection reason, or None.
+
+    A question is vague when it has fewer than 15 characters *and* fewer than 4 words, so the
+    rule holds for scripts without spaces ("买方能否解除合同？" is 8 words).
+    """
     answer, context = _norm(item.reference_answer), _norm(item.context)
-    if len(_norm(item.question)) < 15:
-        return "vague question: fewer than 15 characters"
+    question = _norm(item.question)
+    if len(question) < 15 and _n_words(question) < 4:
+        return "vague question: fewer than 15 characters and 4 words (a CJK character is a word)"
     if len(answer) >= 12 and answer in context:
         return "context leak: the reference answer appears verbatim in the context"
     criteria = [_norm(c.criterion) for c in item.rubric]
     if len(set(criteria)) < len(criteria):
         return "malformed rubric: duplicate criteria"
-    if _norm(item.question) == answer:
+    if question == answer:
         return "malformed item: the answer repeats the question"
     return None
 

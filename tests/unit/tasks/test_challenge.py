@@ -239,6 +239,22 @@ def test_static_quality_rejections(over: dict[str, Any], reason: str) -> None:
     assert reason in (static_quality(_out(**over)) or "")
 
 
+@pytest.mark.parametrize(
+    ("question", "vague"),
+    [
+        ("买方能否解除合同？", False),  # 8 CJK characters: 8 words, though under 15 characters
+        ("買主は契約を解除できるか？", False),
+        ("계약을 해지할 수 있나요?", False),
+        ("合同？", True),
+        ("Is it legal?", True),  # 3 words, 11 characters: as vague as before
+        ("Can the buyer end it?", False),
+    ],
+)
+def test_the_vague_question_rule_counts_cjk_characters_as_words(question: str, vague: bool) -> None:
+    reason = static_quality(_out(question=question)) or ""
+    assert reason.startswith("vague question") is vague, reason
+
+
 def test_a_short_answer_inside_the_context_is_not_a_leak() -> None:
     # "Yes." appears in nearly every context: answers under 12 characters are not checked
     assert (
