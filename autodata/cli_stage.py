@@ -29,14 +29,16 @@ def ingest(
     ] = False,
 ) -> None:
     """Read the sources directory into the sources table (no model calls)."""
-    from tasks.ingest import ingest_to_files
+    from tasks.ingest import ingest_to_files, skipped_lines
 
     try:
         settings = settings_of(ctx)
         n, skipped = ingest_to_files(settings.paths, settings.ingest, strict=strict)
     except AutodataError as exc:
         fail(exc)
-    say(f"ingest: {n} sources → {settings.paths.sources_table}; {skipped} files skipped")
+    for line in skipped_lines(settings.paths):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+    say(f"ingest: {n} sources → {settings.paths.sources_table}; {skipped} skipped (named above)")
 
 
 @stage_app.command()

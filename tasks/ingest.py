@@ -1,17 +1,21 @@
 """Ingest stage: a directory of documents -> the ``sources`` table (+ a ``skipped`` table).
 
 Pure core: :func:`ingest` reads ``source_dir`` recursively and returns two polars frames,
-``schemas.SOURCES`` and ``schemas.SKIPPED``. Every file that is not used becomes a skipped row
-with a reason that says how to fix it; nothing is dropped silently except hidden files and
-hidden directories (names starting with ``.``, e.g. ``.gitkeep``, ``.DS_Store``, ``.git/``),
-which are never sources.
+``schemas.SOURCES`` and ``schemas.SKIPPED``. Every file or record that is not used becomes a
+skipped row with a reason that says how to fix it — including any exception a reader's library
+raises; nothing is dropped silently except hidden files and hidden directories (names starting
+with ``.``, e.g. ``.gitkeep``, ``.DS_Store``, ``.git/``), which are never sources.
 
-Formats: ``.txt`` ``.md`` (UTF-8), ``.html``/``.htm`` (UTF-8; script/style removed, ``<title>``
-kept as the title), ``.pdf`` (text layer via pypdf), ``.jsonl``/``.parquet`` (one source per
-record, text in the ``ingest.text_column`` column, optional ``title``/``domain`` columns).
+Formats: ``.txt`` (first line = title), ``.md`` (YAML front matter gives the title and is not
+body; else the first heading), ``.html``/``.htm`` (main content only, ``<title>`` as the title,
+see :mod:`tasks.ingest_html`), ``.pdf`` (text layer via pypdf, page furniture dropped),
+``.jsonl``/``.parquet`` (one source per record, text in the ``ingest.text_column`` column,
+optional ``title``/``domain`` columns). Text is UTF-8 (a byte-order mark is dropped in every
+format) and repaired alike (:mod:`tasks.ingest_text`); sections are cut at paragraph or
+sentence boundaries and none is below ``ingest.min_chars`` (:mod:`tasks.ingest_sections`).
 
 Ids are content hashes, so re-ingesting the same files gives the same ids whatever their mtime
-or listing order: ``doc_id`` = sha256(normalized full text)[:16], ``source_id`` =
+or listing order: ``doc_id`` = sha256(repaired full text)[:16], ``source_id`` =
 sha256(doc_id + section text)[:16]. ``uri`` is the posix path relative to ``source_dir``, plus
 ``#record=N`` (1-based) for jsonl/parquet records; in jsonl, record N is line N.
 Per-format reading lives in :mod:`tasks.ingest_readers`.
@@ -21,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,6 +37,7 @@ from autodata.errors import SourceError
 from autodata.io import write_parquet
 from autodata.settings import Ingest, Paths
 from tasks.ingest_readers import SUPPORTED, Doc, Skip, normalize, read_file
+from tasks.ingest_sections import split_sections
 
 __all__ = [
     "SUPPORTED",
@@ -46,12 +50,11 @@ __all__ = [
     "normalize",
     "read_file",
     "short_hash",
+    "skipped_lines",
     "split_sections",
 ]
 
 FIX_HINT = "put .txt/.md/.pdf/.html/.jsonl/.parquet files in {dir} or set paths.sources"
-_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
 # --- public API ---------------------------------------------------------------------------
@@ -82,7 +85,7 @@ def ingest(
                 skips.append(item)
             else:
                 docs.append(item)
-    sources, duplicates = _dedupe(_section_rows(docs, cfg.max_section_chars))
+    sources, duplicates = _dedupe(_section_rows(docs, cfg))
     for dup in duplicates:
         _fail_if_strict(dup, strict)
     skips.extend(duplicates)
@@ -111,6 +114,15 @@ def ingest_to_files(settings_paths: Paths, cfg: Ingest, strict: bool = False) ->
     return sources.height, skipped.height
 
 
+def skipped_lines(paths: Paths) -> list[str]:
+    """One console line per skipped file or record in the written skipped table:
+    ``skipped <sources>/<uri>: <reason>``."""
+    table = pl.read_parquet(paths.skipped_sources_table)
+    return [
+        f"skipped {paths.sources / uri}: {why}" for uri, why in table.select("uri", "reason").rows()
+    ]
+
+
 def list_files(source_dir: Path) -> list[Path]:
     """Every non-hidden entry below ``source_dir`` that is not a directory, sorted.
 
@@ -129,21 +141,6 @@ def list_files(source_dir: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.relative_to(source_dir).as_posix())
 
 
-def split_sections(text: str, max_chars: int) -> list[str]:
-    """Split ``text`` into sections of at most ``max_chars`` characters.
-
-    Whole paragraphs (separated by blank lines) are packed together; a paragraph longer than
-    ``max_chars`` is split into sentences, and a sentence longer than that at a word boundary
-    or, failing that, hard.
-    """
-    pieces: list[str] = []
-    for para in _PARAGRAPH_BREAK.split(text):
-        para = para.strip()
-        if para:
-            pieces.extend([para] if len(para) <= max_chars else _split_paragraph(para, max_chars))
-    return _pack(pieces, max_chars, "\n\n")
-
-
 def short_hash(text: str) -> str:
     """First 16 hex chars of the sha256 of ``text``."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
@@ -152,40 +149,11 @@ def short_hash(text: str) -> str:
 # --- sections, dedupe, frames -------------------------------------------------------------
 
 
-def _split_paragraph(para: str, max_chars: int) -> list[str]:
-    pieces: list[str] = []
-    for sentence in _SENTENCE_END.split(para):
-        pieces.extend(_hard_cut(sentence, max_chars) if len(sentence) > max_chars else [sentence])
-    return _pack(pieces, max_chars, " ")
-
-
-def _hard_cut(text: str, max_chars: int) -> list[str]:
-    out: list[str] = []
-    while len(text) > max_chars:
-        cut = text.rfind(" ", 0, max_chars + 1)
-        cut = cut if cut > max_chars // 2 else max_chars
-        out.append(text[:cut].rstrip())
-        text = text[cut:].lstrip()
-    return [*out, text] if text else out
-
-
-def _pack(pieces: list[str], max_chars: int, sep: str) -> list[str]:
-    out: list[str] = []
-    current = ""
-    for piece in pieces:
-        if current and len(current) + len(sep) + len(piece) > max_chars:
-            out.append(current)
-            current = piece
-        else:
-            current = f"{current}{sep}{piece}" if current else piece
-    return [*out, current] if current else out
-
-
-def _section_rows(docs: list[Doc], max_chars: int) -> list[dict[str, Any]]:
+def _section_rows(docs: list[Doc], cfg: Ingest) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for doc in sorted(docs, key=lambda d: (d.file, d.record)):
         doc_id = short_hash(doc.text)
-        for i, section in enumerate(split_sections(doc.text, max_chars)):
+        for i, section in enumerate(split_sections(doc.text, cfg.max_section_chars, cfg.min_chars)):
             rows.append(
                 {
                     "source_id": short_hash(doc_id + "\n" + section),

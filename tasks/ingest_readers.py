@@ -2,15 +2,17 @@
 
 Each format has a reader ``(bytes, template Doc, Ingest) -> list[Doc | Skip]``; a whole-file
 problem raises ``_Unusable`` inside the reader and becomes one :class:`Skip` in
-:func:`read_file`. Text formats must be UTF-8; a leading BOM is dropped.
+:func:`read_file`, and so does any other exception a reader or its library raises (e.g. a
+``RecursionError`` from a malformed PDF), named by type and message. Text formats are UTF-8; a
+byte-order mark is dropped in every format (UTF-16/32 with a mark are decoded). Every text goes
+through :func:`tasks.ingest_text.repair`.
 """
 
 from __future__ import annotations
 
+import codecs
 import io
 import json
-import re
-import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,17 +20,24 @@ from typing import Any
 
 import polars as pl
 import pypdf
-from bs4 import BeautifulSoup, Comment, NavigableString
 from pypdf.errors import PyPdfError
 
 from autodata.settings import Ingest
+from tasks.ingest_html import html_to_text
+from tasks.ingest_text import front_matter, heading_title, normalize, repair
+
+__all__ = ["SUPPORTED", "Doc", "Skip", "domain_of", "normalize", "read_file"]
 
 SUPPORTED = (".htm", ".html", ".jsonl", ".md", ".parquet", ".pdf", ".txt")
 MB = 1024 * 1024
-_BLOCK_TAGS = (
-    "p", "div", "section", "article", "header", "footer", "main", "aside", "nav", "blockquote",
-    "pre", "table", "tr", "ul", "ol", "dl", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "figure",
-)  # fmt: skip
+_MAX_REASON = 300
+_BOMS = (  # longest first: the UTF-32-LE mark starts with the UTF-16-LE one
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
 
 
 @dataclass(frozen=True)
@@ -59,7 +68,11 @@ class _Unusable(Exception):
 
 
 def read_file(path: Path, source_dir: Path, cfg: Ingest) -> list[Doc | Skip]:
-    """Read one file into documents and/or skip rows; never raises for a bad file."""
+    """Read one file into documents and/or skip rows; never raises for a bad file.
+
+    Any exception from the reader (ours or its library's) becomes one Skip naming its type and
+    message; only ``BaseException``s that are not ``Exception`` (Ctrl-C, exit) pass through.
+    """
     rel = path.relative_to(source_dir).as_posix()
     ext = path.suffix.lower()
     reader = _READERS.get(ext)
@@ -72,6 +85,17 @@ def read_file(path: Path, source_dir: Path, cfg: Ingest) -> list[Doc | Skip]:
         return [_vet(item, cfg.min_chars) for item in reader(data, template, cfg)]
     except _Unusable as exc:
         return [Skip(rel, str(exc))]
+    except Exception as exc:  # a library's surprise is one skipped row, by design
+        return [Skip(rel, _crash_reason(exc, ext))]
+
+
+def _crash_reason(exc: Exception, ext: str) -> str:
+    """One line: ``.pdf reader failed (Type: message); ...``, the message cut to a sane length."""
+    message = " ".join(str(exc).split())
+    if len(message) > _MAX_REASON:
+        message = message[: _MAX_REASON - 1] + "…"
+    shown = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    return f"{ext} reader failed ({shown}); the file may be malformed: re-export or convert it"
 
 
 def domain_of(rel: str, domains: dict[str, str]) -> str:
@@ -80,14 +104,6 @@ def domain_of(rel: str, domains: dict[str, str]) -> str:
     if len(parts) == 1:
         return "general"
     return domains.get(parts[0], parts[0])
-
-
-def normalize(text: str) -> str:
-    """Canonical text: NFC, ``\\n`` line ends, no trailing spaces, at most one blank line."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n").lstrip("\ufeff")
-    text = unicodedata.normalize("NFC", text).replace("\x00", "")
-    lines = [line.rstrip() for line in text.split("\n")]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
 def _read_bytes(path: Path, max_file_mb: float) -> bytes:
@@ -108,6 +124,13 @@ def _read_bytes(path: Path, max_file_mb: float) -> bytes:
 
 
 def _decode(data: bytes) -> str:
+    """Text of ``data``: UTF-8 without its mark, or UTF-16/32 when a mark says so."""
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            if encoding != "utf-8":
+                return _decode_marked(data[len(bom) :], encoding)
+            data = data[len(bom) :]
+            break
     nul = data.find(b"\x00")
     if nul >= 0:
         raise _Unusable(
@@ -122,39 +145,42 @@ def _decode(data: bytes) -> str:
         ) from exc
 
 
+def _decode_marked(data: bytes, encoding: str) -> str:
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise _Unusable(
+            f"not {encoding.upper()} despite its byte-order mark (bad bytes at offset "
+            f"{exc.start}); re-save as UTF-8"
+        ) from exc
+
+
 def _read_text(data: bytes, doc: Doc, cfg: Ingest) -> list[Doc]:
-    text = normalize(_decode(data))
+    text = repair(_decode(data))
     return [_with(doc, text=text, title=_first_line_title(text) or doc.title)]
 
 
+def _read_markdown(data: bytes, doc: Doc, cfg: Ingest) -> list[Doc]:
+    fields, body = front_matter(repair(_decode(data)))
+    text = normalize(body)
+    given = fields.get("title")
+    title = str(given).strip() if given not in (None, "") else None
+    title = title or heading_title(text) or _first_line_title(text) or doc.title
+    return [_with(doc, text=text, title=" ".join(title.split()))]
+
+
 def _first_line_title(text: str) -> str | None:
+    """The first line with a letter or digit (markup like ``---`` is no title), if short."""
     for line in text.split("\n"):
         line = line.strip().lstrip("#").strip()
-        if line:
+        if any(c.isalnum() for c in line):
             return line if len(line) <= 120 else None
     return None
 
 
 def _read_html(data: bytes, doc: Doc, cfg: Ingest) -> list[Doc]:
-    soup = BeautifulSoup(_decode(data), "html.parser")
-    title = " ".join(soup.title.get_text(" ").split()) if soup.title else ""
-    for tag in soup(["script", "style", "noscript", "template", "head"]):
-        tag.decompose()
-    for comment in soup.find_all(string=lambda s: isinstance(s, Comment)):
-        comment.extract()
-    for node in soup.find_all(string=True):
-        if type(node) is NavigableString and not node.find_parent(
-            "pre"
-        ):  # HTML whitespace is insignificant outside <pre>
-            node.replace_with(NavigableString(re.sub(r"\s+", " ", str(node))))
-    for tag in soup.find_all("br"):
-        tag.replace_with("\n")
-    for tag in soup.find_all(["li", "dt", "dd"]):
-        tag.insert_after("\n")
-    for tag in soup.find_all(_BLOCK_TAGS):
-        tag.insert_before("\n\n")
-        tag.insert_after("\n\n")
-    text = normalize("\n".join(line.strip() for line in soup.get_text().split("\n")))
+    title, text = html_to_text(_decode(data))
+    text = repair(text)
     return [_with(doc, text=text, title=title or _first_line_title(text) or doc.title)]
 
 
@@ -171,7 +197,7 @@ def _read_pdf(data: bytes, doc: Doc, cfg: Ingest) -> list[Doc]:
         raise _Unusable(f"unreadable PDF ({exc}); re-export it or convert it to text") from exc
     except (ValueError, KeyError, TypeError, AttributeError) as exc:  # malformed object trees
         raise _Unusable(f"unreadable PDF ({type(exc).__name__}: {exc}); re-export it") from exc
-    text = normalize("\n\n".join(pages))
+    text = repair("\f".join(pages))  # form feeds: page breaks, see repair()
     if not text:
         raise _Unusable("PDF has no extractable text (scanned images?); run OCR and retry")
     return [_with(doc, text=text, title=(meta_title or "").strip() or doc.title)]
@@ -247,7 +273,7 @@ def _record(row: dict[str, Any], n: int, doc: Doc, cfg: Ingest) -> Doc | Skip:
     return _with(
         doc,
         record=n,
-        text=normalize(value),
+        text=repair(value),
         title=str(title) if title not in (None, "") else f"{doc.title} #{n}",
         domain=str(domain) if domain not in (None, "") else doc.domain,
     )
@@ -270,7 +296,7 @@ def _with(doc: Doc, **changes: Any) -> Doc:
 _Reader = Callable[[bytes, Doc, Ingest], list[Doc] | list[Doc | Skip]]
 _READERS: dict[str, _Reader] = {
     ".txt": _read_text,
-    ".md": _read_text,
+    ".md": _read_markdown,
     ".html": _read_html,
     ".htm": _read_html,
     ".pdf": _read_pdf,

@@ -7,18 +7,30 @@ import io
 import json
 import re
 import shutil
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
 from pypdf import PdfWriter
 from pypdf.generic import ContentStream, DictionaryObject, NameObject
+from typer.testing import CliRunner
 
 from autodata import schemas
+from autodata.cli import app
 from autodata.errors import SourceError
 from autodata.settings import Ingest, Paths
-from tasks.ingest import SUPPORTED, ingest, ingest_to_files, new_or_changed, split_sections
+from tasks.ingest import (
+    SUPPORTED,
+    ingest,
+    ingest_to_files,
+    new_or_changed,
+    skipped_lines,
+    split_sections,
+)
+from tasks.ingest_sections import is_lead, sentence_ends
 
 REPO = Path(__file__).resolve().parents[3]
 CFG = Ingest()
@@ -36,10 +48,17 @@ def write(root: Path, rel: str, content: str | bytes) -> Path:
     return path
 
 
-def make_pdf(lines: list[str], *, title: str | None = None, password: str | None = None) -> bytes:
-    """A real one-page PDF with a Helvetica text layer, optionally encrypted."""
+def make_pdf(
+    lines: list[str],
+    *,
+    title: str | None = None,
+    password: str | None = None,
+    pages: list[list[str]] | None = None,
+    raw: str | None = None,
+) -> bytes:
+    """A real PDF with a Helvetica text layer: one page of ``lines`` (or ``pages``, one list of
+    lines each; or the content stream ``raw``), optionally with a title and encrypted."""
     writer = PdfWriter()
-    page = writer.add_blank_page(612, 792)
     font = DictionaryObject(
         {
             NameObject("/Type"): NameObject("/Font"),
@@ -47,13 +66,15 @@ def make_pdf(lines: list[str], *, title: str | None = None, password: str | None
             NameObject("/BaseFont"): NameObject("/Helvetica"),
         }
     )
-    page[NameObject("/Resources")] = DictionaryObject(
-        {NameObject("/Font"): DictionaryObject({NameObject("/F1"): font})}
-    )
-    ops = " ".join(f"({line}) Tj 0 -14 Td" for line in lines)
-    content = ContentStream(None, writer)
-    content.set_data(f"BT /F1 12 Tf 72 720 Td {ops} ET".encode())
-    page.replace_contents(content)
+    for page_lines in pages or [lines]:
+        page = writer.add_blank_page(612, 792)
+        page[NameObject("/Resources")] = DictionaryObject(
+            {NameObject("/Font"): DictionaryObject({NameObject("/F1"): font})}
+        )
+        ops = " ".join(f"({line}) Tj 0 -14 Td" for line in page_lines)
+        content = ContentStream(None, writer)
+        content.set_data((raw or f"BT /F1 12 Tf 72 720 Td {ops} ET").encode())
+        page.replace_contents(content)
     if title:
         writer.add_metadata({"/Title": title})
     if password is not None:
@@ -290,11 +311,11 @@ def test_symlinked_directory_is_followed_once_without_looping(tmp_path: Path):
 
 def test_strict_mode_raises_on_first_bad_file_naming_it(tmp_path: Path):
     write(tmp_path, "a_good.txt", GOOD)
-    write(tmp_path, "b_bad.txt", b"\xff\xfe" + GOOD.encode())
+    write(tmp_path, "b_bad.txt", b"\xc3\x28" + GOOD.encode())  # (\xff\xfe is a UTF-16 mark)
     with pytest.raises(SourceError) as err:
         ingest(tmp_path, CFG, strict=True)
     msg = str(err.value)
-    assert msg.startswith("b_bad.txt: not UTF-8 (byte 0xff at offset 0)")
+    assert msg.startswith("b_bad.txt: not UTF-8 (byte 0xc3 at offset 0)")
     assert msg.endswith("rerun without --strict to skip it")
     sources, skipped = ingest(tmp_path, CFG, strict=False)
     assert (sources.height, skipped.height) == (1, 1)
@@ -479,3 +500,290 @@ def test_shipped_sample_sources_cover_three_domains(tmp_path: Path):
     shutil.copytree(REPO / "data" / "sources", tmp_path / "copy")
     copied, _ = ingest(tmp_path / "copy", CFG)
     assert copied["source_id"].to_list() == sources["source_id"].to_list()
+
+
+# --- fidelity: encoding marks, reader crashes, console -------------------------------------
+
+BOM = "\ufeff"
+LINES = [f"Record {n}: {GOOD.strip()}" for n in (1, 2)]
+
+
+def bom_file(fmt: str) -> bytes:
+    """The same two-paragraph text (or two records) in ``fmt``, saved with a UTF-8 BOM."""
+    if fmt == "jsonl":
+        return (BOM + "\n".join(json.dumps({"text": line}) for line in LINES)).encode()
+    if fmt == "parquet":
+        return parquet_bytes(pl.DataFrame({"text": [BOM + line for line in LINES]}))
+    if fmt == "html":
+        return (
+            BOM + "<html><body>" + "".join(f"<p>{x}</p>" for x in LINES) + "</body></html>"
+        ).encode()
+    return (BOM + "\n\n".join(LINES)).encode()
+
+
+@pytest.mark.parametrize("fmt", ["txt", "md", "html", "jsonl", "parquet"])
+def test_a_utf8_bom_is_dropped_alike_in_every_format(tmp_path: Path, fmt: str):
+    write(tmp_path, f"doc.{fmt}", bom_file(fmt))
+    sources, skipped = ingest(tmp_path, CFG)
+    assert skipped.is_empty(), skipped.to_dicts()
+    assert "\n\n".join(sources["text"]) == "\n\n".join(LINES)  # nothing lost, no mark left
+    assert not any(BOM in t for t in sources["title"])
+
+
+@pytest.mark.parametrize("codec", ["utf-16", "utf-32"])
+def test_utf16_and_utf32_with_a_byte_order_mark_are_decoded(tmp_path: Path, codec: str):
+    write(tmp_path, "win.txt", f"Überschrift\n\n{GOOD}".encode(codec))  # Python writes the mark
+    sources, skipped = ingest(tmp_path, CFG)
+    assert skipped.is_empty()
+    assert sources["text"][0] == f"Überschrift\n\n{GOOD.strip()}"
+
+
+def raise_in_pdf_reader(exc: BaseException) -> Callable[..., object]:
+    def reader(*_: object, **__: object) -> object:
+        raise exc
+
+    return reader
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [RecursionError("maximum recursion depth exceeded"), MemoryError(), OSError(5, "I/O error")],
+    ids=["recursion", "memory", "oserror"],
+)
+def test_any_exception_from_a_reader_is_one_skipped_row_and_the_rest_is_ingested(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exc: BaseException
+):
+    monkeypatch.setattr("tasks.ingest_readers.pypdf.PdfReader", raise_in_pdf_reader(exc))
+    write(tmp_path, "annex.pdf", make_pdf(["Annex text that would be long enough to keep."]))
+    write(tmp_path, "notes.md", GOOD)
+    sources, skipped = ingest(tmp_path, CFG)
+    assert sources["uri"].to_list() == ["notes.md"]
+    (reason,) = skipped_reasons(skipped).values()
+    assert reason.startswith(f".pdf reader failed ({type(exc).__name__}")
+    assert "\n" not in reason and len(reason) < 500
+
+
+def test_a_pdf_that_makes_pypdf_recurse_too_deep_is_skipped_by_name(tmp_path: Path):
+    nested = "[" * 3000 + "]" * 3000  # pypdf reads nested arrays recursively
+    write(
+        tmp_path, "scan.pdf", make_pdf([], raw=f"BT /F1 12 Tf 72 720 Td (Annex) Tj {nested} TJ ET")
+    )
+    write(tmp_path, "ok.md", GOOD)
+    sources, skipped = ingest(tmp_path, CFG)
+    assert sources["uri"].to_list() == ["ok.md"]
+    assert skipped_reasons(skipped) == {
+        "scan.pdf": ".pdf reader failed (RecursionError: maximum recursion depth exceeded in "
+        "comparison); the file may be malformed: re-export or convert it"
+    }
+
+
+def test_skipped_files_and_records_are_named_one_line_each(tmp_path: Path):
+    write(tmp_path, "src/recs.jsonl", f"{json.dumps({'text': GOOD})}\n{{broken\n")
+    write(tmp_path, "src/x.docx", b"zip")
+    paths = Paths(sources=tmp_path / "src", processed=tmp_path / "processed")
+    ingest_to_files(paths, CFG)
+    assert skipped_lines(paths) == [
+        f"skipped {tmp_path}/src/recs.jsonl#record=2: not valid JSON (Expecting property name "
+        "enclosed in double quotes at column 2); fix the line",
+        f"skipped {tmp_path}/src/x.docx: unsupported extension .docx (supported: "
+        f"{', '.join(SUPPORTED)})",
+    ]
+
+
+def test_the_ingest_command_names_each_skipped_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    write(tmp_path, "data/sources/recs.jsonl", f"{BOM}{json.dumps({'text': GOOD})}\n[1]\n")
+    write(tmp_path, "params.yaml", "ingest: {min_chars: 40}\n")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["ingest"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert (
+        "skipped data/sources/recs.jsonl#record=2: not a JSON object (got list); write one object per line"
+        in lines
+    )
+    assert "ingest: 1 sources → data/processed/sources.parquet; 1 skipped (named above)" in lines
+
+
+# --- fidelity: HTML ------------------------------------------------------------------------
+
+
+def html_text(tmp_path: Path, markup: str) -> dict[str, Any]:
+    write(tmp_path, "page.html", markup)
+    sources, _ = ingest(tmp_path, CFG)
+    assert sources.height == 1
+    return sources.row(0, named=True)
+
+
+@pytest.mark.parametrize("gap", ["", "\n   ", "\n\t\t"], ids=["glued", "newlines", "tabs"])
+def test_html_table_cells_are_separated_and_each_row_is_a_line(tmp_path: Path, gap: str):
+    rows = [["Zone", "Weight (kg)", "Fee (GBP)"], ["A", "2", "4.50"], ["B", "10", "12.75"]]
+    cells = [gap.join(f"<td>{gap}{c}{gap}</td>" for c in row) for row in rows]
+    table = (
+        "<table><tbody>"
+        + "".join(f"<tr>{gap}{c}{gap}</tr>{gap}" for c in cells)
+        + "</tbody></table>"
+    )
+    row = html_text(
+        tmp_path, f"<html><body><p>{GOOD}</p>{table}<p>After the table.</p></body></html>"
+    )
+    assert row["text"] == (
+        f"{GOOD.strip()}\n\nZone | Weight (kg) | Fee (GBP)\nA | 2 | 4.50\nB | 10 | 12.75\n\nAfter the table."
+    )
+
+
+def test_html_keeps_main_content_and_drops_title_navigation_and_footer(tmp_path: Path):
+    markup = f"""<html><title>Memo | Agency</title><body>
+    <header><a href="/">Agency home</a></header>
+    <nav><ul><li><a href="/">Home</a></li><li><a href="/news">News</a></li></ul></nav>
+    <div class="site-menu"><a href="/a">Menu one</a></div><div id="breadcrumbs">Home &gt; Memos</div>
+    <main><h1>Memorandum on energy use</h1>
+    <p>Data centres used more power in 2023.<sup><a href="#fn1">1</a></sup> {GOOD} Three options:</p>
+    <ol><li>Require reporting.</li><li><p>Set standards.</p><ul><li>new sites</li><li>old sites</li></ul></li></ol>
+    <div class="footnotes"><ol><li id="fn1">Energy statistics, table 4. <a href="#r1">Back to citation</a></li></ol></div>
+    </main><aside>Related: other memos</aside>
+    <footer><p>Copyright 2024 Agency.</p><ul><li>Privacy</li></ul></footer></body></html>"""
+    row = html_text(tmp_path, markup)
+    assert row["title"] == "Memo | Agency"
+    assert row["text"] == (
+        "Memorandum on energy use\n\n"
+        f"Data centres used more power in 2023.[1] {GOOD.strip()} Three options:\n\n"
+        "1. Require reporting.\n2. Set standards.\n  - new sites\n  - old sites\n\n"
+        "1. Energy statistics, table 4."
+    )
+
+
+def test_html_without_landmarks_keeps_its_heading_lists_and_footnotes(tmp_path: Path):
+    # the shape on which trafilatura dropped the heading, the list and the footnote
+    markup = f"""<html><head><title>T</title></head><body><div><h1>Options</h1>
+    <p>{GOOD} The agency considered:</p><ol start="4"><li>reporting</li><li>standards</li></ol>
+    <p>Reporting is cheap.<sup>2</sup></p><hr><p><small>2 Table 4.</small></p></div></body></html>"""
+    row = html_text(tmp_path, markup)
+    assert row["text"] == (
+        f"Options\n\n{GOOD.strip()} The agency considered:\n\n4. reporting\n5. standards\n\n"
+        "Reporting is cheap.2\n\n2 Table 4."
+    )
+
+
+# --- fidelity: text repair, PDF pages, markdown --------------------------------------------
+
+
+def test_text_repair_of_ligatures_soft_hyphens_hyphenation_and_invisible_marks(tmp_path: Path):
+    raw = (
+        "The e\ufb03cient di\ufb00erence in fac-\ntors is a con\u00ad\ntract term.\n"
+        "A well-known rule, well-\nknown to every\u200b reader, and the seller\u2019s \u201cnotice\u201d is clear.\n"
+        "Caf\u00c3\u00a9 prices rose, see the annex-\nSchedule B."
+    )
+    write(tmp_path, "a.txt", raw)
+    sources, _ = ingest(tmp_path, CFG)
+    assert sources["text"][0] == (
+        "The efficient difference in factors is a contract term.\n"
+        "A well-known rule, well-known to every reader, and the seller\u2019s \u201cnotice\u201d is clear.\n"
+        "Café prices rose, see the annex-\nSchedule B."
+    )
+
+
+def pdf_pages(head: str) -> list[list[str]]:
+    return [
+        [
+            head,
+            "The statute requires notice within ten days. The buyer sent",
+            "notice on day twelve, so the question is whether the fac-",
+            "1",
+        ],
+        [
+            head,
+            "tors in section 4 excuse the delay. They do not.",
+            "We affirm the judgment below.",
+            "- 2 -",
+        ],
+        [head, "Second, the seller waived the defect by accepting payment.", "Page 3 of 4"],
+        [head, "Third, costs go to the respondent.", "iv"],
+    ]
+
+
+def test_pdf_pages_lose_page_numbers_and_running_heads_and_sentences_run_on(tmp_path: Path):
+    write(tmp_path, "opinion.pdf", make_pdf([], pages=pdf_pages("Cite as: 598 U. S. 1 (2023)")))
+    sources, skipped = ingest(tmp_path, CFG)
+    assert skipped.is_empty()
+    assert sources["text"][0] == (
+        "The statute requires notice within ten days. The buyer sent\n"
+        "notice on day twelve, so the question is whether the factors in section 4 excuse the "
+        "delay. They do not.\nWe affirm the judgment below.\n\n"
+        "Second, the seller waived the defect by accepting payment.\n\n"
+        "Third, costs go to the respondent."
+    )
+
+
+def test_form_feeds_in_layout_text_are_page_breaks(tmp_path: Path):
+    pages = ["\n".join(p) for p in pdf_pages("SLIP OPINION  Page header")]
+    write(tmp_path, "slip.txt", "\f".join(pages) + "\f")
+    text = ingest(tmp_path, CFG)[0]["text"][0]
+    assert "\f" not in text and "SLIP OPINION" not in text and "Page 3" not in text
+    assert "whether the factors in section 4" in text
+
+
+def test_markdown_front_matter_is_not_body_and_gives_the_title(tmp_path: Path):
+    write(
+        tmp_path, "a.md", f"---\ntitle: Leader leases\nauthors: [A, B]\n---\n\n# Heading\n\n{GOOD}"
+    )
+    write(tmp_path, "b.md", f"---\nlayout: post\n---\n# First Heading\n\n{GOOD}b")
+    write(tmp_path, "c.md", f"Setext Title\n============\n\n{GOOD}c")
+    write(tmp_path, "d.md", f"---\n\n{GOOD}d")  # a thematic break, not front matter
+    sources, _ = ingest(tmp_path, CFG)
+    rows = {r["uri"]: r for r in sources.iter_rows(named=True)}
+    assert rows["a.md"]["title"] == "Leader leases"
+    assert rows["a.md"]["text"] == f"# Heading\n\n{GOOD.strip()}"
+    assert rows["b.md"]["title"] == "First Heading"
+    assert rows["b.md"]["text"].startswith("# First Heading")
+    assert rows["c.md"]["title"] == "Setext Title"
+    assert rows["d.md"]["title"] != "---"
+
+
+# --- fidelity: sections --------------------------------------------------------------------
+
+CJK_SENTENCE = (
+    "供货方未能在约定交货时间后四十八小时内交付的，买方可以书面通知解除本合同（第{}句）。"
+)
+
+
+def test_cjk_sections_end_at_sentence_ends_and_none_is_heading_only(tmp_path: Path):
+    body = "".join(CJK_SENTENCE.format(i) for i in range(1, 101))  # one ~4,000-char paragraph
+    write(tmp_path, "条款.md", f"# 迟延交货与通知要求\n\n{body}\n")
+    sources, _ = ingest(tmp_path, CFG)
+    texts = sources["text"].to_list()
+    assert len(texts) == 2
+    assert texts[0].startswith("# 迟延交货与通知要求\n\n供货方")  # the heading stays with its text
+    assert all(t.endswith("。") and CFG.min_chars <= len(t) <= CFG.max_section_chars for t in texts)
+    assert "".join(texts) == f"# 迟延交货与通知要求\n\n{body}"
+
+
+def test_sentence_ends_skip_abbreviations_initials_and_list_numbers():
+    text = "See Smith v. Jones, 5 U.S. 1. It held so, e.g. here. Dr. J. Roe agreed!\n2. Next item? 是。好"
+    ends = [text[:i].rstrip().rsplit(" ", 1)[-1] for i in sentence_ends(text)]
+    assert ends == ["1.", "here.", "agreed!", "item?", "是。"]
+
+
+def test_sections_never_end_mid_word_or_on_a_heading_or_list_intro():
+    words = [f"word{i}" for i in range(400)]
+    intro = "Intro paragraph. " * 10
+    text = f"{intro.strip()}\n\nII. DISCUSSION\n\nThe options are:\n\n" + "\n".join(
+        f"{i}. Option {i} " + " ".join(words[i * 10 : i * 10 + 10]) for i in range(1, 30)
+    )
+    sections = split_sections(text, 400, 40)
+    assert all(40 <= len(s) <= 400 for s in sections)
+    assert sections[1].startswith("II. DISCUSSION\n\nThe options are:\n\n1. Option 1 ")
+    for s in sections:
+        assert s is sections[-1] or not is_lead(s.split("\n\n")[-1]), s
+        assert re.match(r"^(\d+\. Option|II\.|Intro)", s), s  # starts at an item or paragraph
+    assert "\n".join(sections).split() == text.split()
+
+
+def test_a_short_tail_is_merged_or_the_boundary_moves(tmp_path: Path):
+    para = "A sentence of moderate length that ends here. " * 8  # 376 chars
+    sections = split_sections(f"{para.strip()}\n\nTiny tail.", 400, 40)
+    assert sections == [f"{para.strip()}\n\nTiny tail."]
+    sections = split_sections(f"{para.strip()} {para.strip()} Tail end.", 400, 40)
+    assert all(40 <= len(s) <= 400 for s in sections)
+    assert sections[-1].endswith("Tail end.") and all(s.endswith(".") for s in sections)
