@@ -27,6 +27,9 @@ SOURCES = _schema(
         "uri": pl.String,
         "text": pl.String,
         "n_chars": pl.Int64,
+        # JSON object: a jsonl/parquet record's other fields (e.g. a known `answer`), a markdown
+        # file's front matter (but its title); "{}" when there are none
+        "metadata": pl.String,
         "ingested_at": pl.Datetime("us", "UTC"),
     }
 )

@@ -6,7 +6,8 @@ skipped row with a reason that says how to fix it — including any exception a 
 raises; nothing is dropped silently except hidden files and hidden directories (names starting
 with ``.``, e.g. ``.gitkeep``, ``.DS_Store``, ``.git/``), which are never sources.
 
-Formats: ``.txt`` (first line = title), ``.md`` (YAML front matter gives the title and is not
+Formats: ``.txt`` (first line = title), ``.tex`` (body only, ``\\title`` as the title, see
+:mod:`tasks.ingest_tex`), ``.md`` (YAML front matter gives the title and is not
 body; else the first heading), ``.html``/``.htm`` (main content only, ``<title>`` as the title,
 see :mod:`tasks.ingest_html`), ``.pdf`` (text layer via pypdf, page furniture dropped),
 ``.jsonl``/``.parquet`` (one source per record, text in the ``ingest.text_column`` column,
@@ -54,7 +55,7 @@ __all__ = [
     "split_sections",
 ]
 
-FIX_HINT = "put .txt/.md/.pdf/.html/.jsonl/.parquet files in {dir} or set paths.sources"
+FIX_HINT = "put .txt/.md/.tex/.pdf/.html/.jsonl/.parquet files in {dir} or set paths.sources"
 
 
 # --- public API ---------------------------------------------------------------------------
@@ -164,6 +165,7 @@ def _section_rows(docs: list[Doc], cfg: Ingest) -> list[dict[str, Any]]:
                     "uri": doc.uri,
                     "text": section,
                     "n_chars": len(section),
+                    "metadata": doc.metadata,
                 }
             )
     return rows

@@ -13,6 +13,7 @@ from __future__ import annotations
 import codecs
 import io
 import json
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,11 +25,12 @@ from pypdf.errors import PyPdfError
 
 from autodata.settings import Ingest
 from tasks.ingest_html import html_to_text
+from tasks.ingest_tex import tex_to_text
 from tasks.ingest_text import front_matter, heading_title, normalize, repair
 
-__all__ = ["SUPPORTED", "Doc", "Skip", "domain_of", "normalize", "read_file"]
+__all__ = ["SUPPORTED", "Doc", "Skip", "domain_of", "metadata_json", "normalize", "read_file"]
 
-SUPPORTED = (".htm", ".html", ".jsonl", ".md", ".parquet", ".pdf", ".txt")
+SUPPORTED = (".htm", ".html", ".jsonl", ".md", ".parquet", ".pdf", ".tex", ".txt")
 MB = 1024 * 1024
 _MAX_REASON = 300
 _BOMS = (  # longest first: the UTF-32-LE mark starts with the UTF-16-LE one
@@ -48,7 +50,8 @@ class Doc:
     record: int  # 1-based record number in jsonl/parquet; 0 for whole files
     domain: str
     title: str
-    text: str  # normalized
+    text: str  # repaired
+    metadata: str = "{}"  # JSON object: a record's other fields, a markdown file's front matter
 
     @property
     def uri(self) -> str:
@@ -163,10 +166,10 @@ def _read_text(data: bytes, doc: Doc, cfg: Ingest) -> list[Doc]:
 def _read_markdown(data: bytes, doc: Doc, cfg: Ingest) -> list[Doc]:
     fields, body = front_matter(repair(_decode(data)))
     text = normalize(body)
-    given = fields.get("title")
+    given = fields.pop("title", None)
     title = str(given).strip() if given not in (None, "") else None
     title = title or heading_title(text) or _first_line_title(text) or doc.title
-    return [_with(doc, text=text, title=" ".join(title.split()))]
+    return [_with(doc, text=text, title=" ".join(title.split()), metadata=metadata_json(fields))]
 
 
 def _first_line_title(text: str) -> str | None:
@@ -180,6 +183,12 @@ def _first_line_title(text: str) -> str | None:
 
 def _read_html(data: bytes, doc: Doc, cfg: Ingest) -> list[Doc]:
     title, text = html_to_text(_decode(data))
+    text = repair(text)
+    return [_with(doc, text=text, title=title or _first_line_title(text) or doc.title)]
+
+
+def _read_tex(data: bytes, doc: Doc, cfg: Ingest) -> list[Doc]:
+    title, text = tex_to_text(_decode(data))
     text = repair(text)
     return [_with(doc, text=text, title=title or _first_line_title(text) or doc.title)]
 
@@ -276,7 +285,18 @@ def _record(row: dict[str, Any], n: int, doc: Doc, cfg: Ingest) -> Doc | Skip:
         text=repair(value),
         title=str(title) if title not in (None, "") else f"{doc.title} #{n}",
         domain=str(domain) if domain not in (None, "") else doc.domain,
+        metadata=metadata_json({k: v for k, v in row.items() if k not in (col, "title", "domain")}),
     )
+
+
+def metadata_json(fields: dict[str, Any]) -> str:
+    """``fields`` as a JSON object string, keys sorted; values JSON cannot hold (dates, bytes,
+    NaN) become strings or null, so this never raises."""
+    clean = {
+        str(k): None if isinstance(v, float) and not math.isfinite(v) else v
+        for k, v in fields.items()
+    }
+    return json.dumps(clean, ensure_ascii=False, sort_keys=True, default=str)
 
 
 def _vet(item: Doc | Skip, min_chars: int) -> Doc | Skip:
@@ -300,6 +320,7 @@ _READERS: dict[str, _Reader] = {
     ".html": _read_html,
     ".htm": _read_html,
     ".pdf": _read_pdf,
+    ".tex": _read_tex,
     ".jsonl": _read_jsonl,
     ".parquet": _read_parquet,
 }

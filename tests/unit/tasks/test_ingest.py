@@ -14,6 +14,7 @@ from typing import Any
 
 import polars as pl
 import pytest
+import yaml
 from pypdf import PdfWriter
 from pypdf.generic import ContentStream, DictionaryObject, NameObject
 from typer.testing import CliRunner
@@ -787,3 +788,83 @@ def test_a_short_tail_is_merged_or_the_boundary_moves(tmp_path: Path):
     sections = split_sections(f"{para.strip()} {para.strip()} Tail end.", 400, 40)
     assert all(40 <= len(s) <= 400 for s in sections)
     assert sections[-1].endswith("Tail end.") and all(s.endswith(".") for s in sections)
+
+
+# --- per-source metadata, LaTeX, DVC deps --------------------------------------------------
+
+
+def test_other_jsonl_fields_are_kept_as_metadata(tmp_path: Path):
+    answer = "Natalia sold 48/2 = 24 clips in May.\nSo 48 + 24 = 72 clips in total.\n#### 72"
+    record = {"question": "Natalia sold clips to 48 of her friends in April, and then half as many in May. How many clips did she sell?", "answer": answer}  # fmt: skip
+    write(tmp_path, "gsm8k.jsonl", json.dumps(record) + "\n")
+    sources, _ = ingest(tmp_path, Ingest(text_column="question"))
+    assert json.loads(sources["metadata"][0]) == {"answer": answer}
+
+
+def test_other_parquet_columns_are_kept_as_metadata_json(tmp_path: Path):
+    frame = pl.DataFrame(
+        {
+            "text": [GOOD + "1", GOOD + "2"],
+            "title": ["T1", "T2"],
+            "score": [0.5, float("nan")],
+            "day": [datetime(2026, 1, 2).date(), None],
+            "tags": [["a", "b"], []],
+        }
+    )
+    write(tmp_path, "recs.parquet", parquet_bytes(frame))
+    sources, _ = ingest(tmp_path, CFG)
+    assert [json.loads(m) for m in sources["metadata"]] == [
+        {"day": "2026-01-02", "score": 0.5, "tags": ["a", "b"]},
+        {"day": None, "score": None, "tags": []},
+    ]
+
+
+def test_markdown_front_matter_fields_are_metadata_and_plain_files_have_none(tmp_path: Path):
+    write(tmp_path, "a.md", f"---\ntitle: T\nauthors: [A, B]\ndate: 2024-05-01\n---\n{GOOD}")
+    write(tmp_path, "b.txt", GOOD + "b")
+    sources, _ = ingest(tmp_path, CFG)
+    meta = dict(zip(sources["uri"], sources["metadata"], strict=True))
+    assert json.loads(meta["a.md"]) == {"authors": ["A", "B"], "date": "2024-05-01"}
+    assert meta["b.txt"] == "{}"
+
+
+TEX = r"""\documentclass{article}
+\usepackage{amsmath}
+\title{Leader Leases in Practice}
+\begin{document}
+\maketitle
+\section{Introduction}\label{sec:intro}
+Leases let a leader serve reads locally~\cite{gray89}. The bound is $t < T - \epsilon$ % drift
+for clock drift, see Section~\ref{sec:intro}; fac\-tors differ by 31\%.
+\begin{enumerate}
+\item Reads are local.
+\item Writes go through \textbf{consensus}.
+\end{enumerate}
+\begin{tabular}{lr}
+\hline
+Zone & Fee \\
+A & 4.50 \\
+\end{tabular}
+\end{document}
+"""
+
+
+def test_latex_body_is_read_with_title_headings_lists_tables_and_math(tmp_path: Path):
+    write(tmp_path, "paper.tex", TEX)
+    sources, skipped = ingest(tmp_path, CFG)
+    assert skipped.is_empty()
+    row = sources.row(0, named=True)
+    assert row["title"] == "Leader Leases in Practice"
+    assert row["text"] == (
+        "Introduction\n\n"
+        "Leases let a leader serve reads locally\u00a0[gray89]. The bound is $t < T - \\epsilon$\n"
+        "for clock drift, see Section\u00a0sec:intro; factors differ by 31%.\n\n"
+        "1. Reads are local.\n2. Writes go through consensus.\n\n"
+        "Zone | Fee\nA | 4.50"
+    )
+
+
+def test_dvc_ingest_stage_depends_on_every_ingest_module():
+    stage = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["ingest"]
+    modules = {p.relative_to(REPO).as_posix() for p in (REPO / "tasks").glob("ingest*.py")}
+    assert modules <= set(stage["deps"])
