@@ -26,6 +26,7 @@ _FTFY = ftfy.TextFixerConfig(
 _INVISIBLE = re.compile("[\u00ad\u200b\u2060\ufeff]")  # soft hyphen, zero-width space/joiner, BOM
 _SOFT_HYPHEN_BREAK = re.compile("\u00ad[ \t]*\n[ \t]*")
 _HYPHEN_BREAK = re.compile(r"([^\W\d_]+)[-\u2010][ \t]*\n[ \t]*([^\W\d_A-Z][^\W\d_]*)")
+_COMPOUND = re.compile(r"[^\W\d_]+-[^\W\d_]+")
 _PAGE_NUMBER = re.compile(
     r"^[-–—\s]*(?:page\s+)?(?:\d{1,4}|[ivx]{1,6})(?:\s*(?:of|/)\s*\d{1,4})?[-–—\s]*$", re.I
 )
@@ -58,11 +59,11 @@ def dehyphenate(text: str) -> str:
     The hyphen is kept ("well-\\nknown" -> "well-known") when the hyphenated form occurs
     elsewhere in ``text``, or when the next line starts with a capital letter.
     """
-    lowered = text.lower()
+    compounds = {m.group(0).lower() for m in _COMPOUND.finditer(text)}
 
     def join(m: re.Match[str]) -> str:
         head, tail = m.group(1), m.group(2)
-        keep = f"{head}-{tail}".lower() in lowered
+        keep = f"{head}-{tail}".lower() in compounds
         return f"{head}-{tail}" if keep else head + tail
 
     return _HYPHEN_BREAK.sub(join, text)
@@ -82,13 +83,13 @@ def strip_page_furniture(pages: list[str]) -> list[str]:
 
 def join_pages(pages: list[str]) -> str:
     """One text from pages: a paragraph break after a page that ends a sentence, else a line."""
-    out = ""
+    parts: list[str] = []
     for page in (p.strip("\n") for p in pages):
-        if not page.strip():
-            continue
-        sep = "\n\n" if not out or _RUN_ON_END.search(out.rstrip()) else "\n"
-        out = f"{out}{sep}{page}" if out else page
-    return out
+        if page.strip():
+            if parts:
+                parts.append("\n\n" if _RUN_ON_END.search(parts[-1].rstrip()) else "\n")
+            parts.append(page)
+    return "".join(parts)
 
 
 def front_matter(text: str) -> tuple[dict[str, Any], str]:
