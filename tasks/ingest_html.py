@@ -49,6 +49,7 @@ _BACKLINK = re.compile(
     r"\w*|skip to \w.*|[↩↑⤴^]\ufe0e?\ufe0f?)$",
     re.I,
 )
+_NOTE_MARK = re.compile(r"[0-9]{1,3}|[*†‡§]{1,3}|[a-z]")
 _CELLS = ("td", "th")
 _INDENT = "\ue000"  # survives line stripping; becomes two spaces at the end
 
@@ -135,12 +136,14 @@ def _render_tables(root: Tag) -> None:
 
 
 def _render_footnote_marks(root: Tag) -> None:
-    """A linked superscript like ``<sup><a href="#fn1">1</a></sup>`` -> ``[1]``."""
+    """A footnote reference -> ``[n]``: a linked superscript (``<sup><a href="#fn1">1</a></sup>``)
+    or an in-page link whose text is a short number or mark (``<a href="#fn1">1</a>``)."""
     for link in root.find_all("a"):
-        if link.find_parent("sup") or link.find("sup"):
-            marker = " ".join(link.get_text(" ").split()).strip("[]")
-            if 0 < len(marker) <= 4:
-                link.replace_with(f"[{marker}]")
+        marker = " ".join(link.get_text(" ").split()).strip("[]")
+        linked_sup = bool(link.find_parent("sup") or link.find("sup"))
+        in_page = str(link.get("href", "")).startswith("#") and bool(_NOTE_MARK.fullmatch(marker))
+        if 0 < len(marker) <= 4 and (linked_sup or in_page):
+            link.replace_with(f"[{marker}]")
 
 
 def _render_lists(root: Tag) -> None:

@@ -667,6 +667,16 @@ def test_html_without_landmarks_keeps_its_heading_lists_and_footnotes(tmp_path: 
     )
 
 
+def test_html_footnote_references_read_as_bracketed_marks(tmp_path: Path):
+    markup = (
+        f'<p>{GOOD} Power use rose 31%<a href="#fn33" class="fn">33</a> in 2023.<a href="#n2">*</a>'
+        ' See <a href="#sec2">Section 2</a>, <a href="/page/4">4</a> and x<sup>2</sup>.</p>'
+    )
+    assert html_text(tmp_path, markup)["text"].endswith(
+        "Power use rose 31%[33] in 2023.[*] See Section 2, 4 and x2."
+    )
+
+
 # --- fidelity: text repair, PDF pages, markdown --------------------------------------------
 
 
