@@ -878,3 +878,32 @@ def test_dvc_ingest_stage_depends_on_every_ingest_module():
     stage = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["ingest"]
     modules = {p.relative_to(REPO).as_posix() for p in (REPO / "tasks").glob("ingest*.py")}
     assert modules <= set(stage["deps"])
+
+
+def test_a_mixed_folder_ingests_every_good_file_and_names_each_broken_one(tmp_path: Path):
+    good = {
+        "a.txt": GOOD.encode(),
+        "b.md": f"---\ntitle: B\n---\n{GOOD}b".encode(),
+        "c.html": f"<title>C</title><p>{GOOD}c</p>".encode(),
+        "d.pdf": make_pdf([f"{GOOD.strip()} d"]),
+        "e.jsonl": json.dumps({"text": GOOD + "e"}).encode(),
+        "f.parquet": parquet_bytes(pl.DataFrame({"text": [GOOD + "f"]})),
+        "g.tex": f"\\section{{G}}\n{GOOD}g".encode(),
+    }
+    broken = {
+        "x.txt": b"\xc3\x28" + GOOD.encode(),
+        "x.md": b"\x00\x01" + GOOD.encode(),
+        "x.html": "<p>caf\xe9</p>".encode("latin-1"),
+        "x.pdf": b"%PDF-1.7 not really",
+        "x.jsonl": b"{broken",
+        "x.parquet": b"PAR1 junk",
+        "x.tex": b"\xff" + GOOD.encode(),
+    }
+    for name, data in {**good, **broken}.items():
+        write(tmp_path, name, data)
+    sources, skipped = ingest(tmp_path, CFG)
+    assert sources["uri"].to_list() == [
+        "a.txt", "b.md", "c.html", "d.pdf", "e.jsonl#record=1", "f.parquet#record=1", "g.tex"
+    ]  # fmt: skip
+    named = {*(set(broken) - {"x.jsonl"}), "x.jsonl#record=1"}  # a bad line is a bad record
+    assert set(skipped["uri"]) == named and all(skipped["reason"])
