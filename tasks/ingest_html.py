@@ -79,8 +79,9 @@ def _drop_noise(soup: BeautifulSoup) -> None:
         comment.extract()
     for tag in soup.find_all(_DROP_TAGS):
         tag.decompose()
-    for tag in soup.find_all(True):
-        if not tag.decomposed and _is_boilerplate(tag):
+    page_words = _n_words(soup)
+    for tag in soup.find_all(True):  # boilerplate is never most of the page: a guard on the names
+        if not tag.decomposed and _is_boilerplate(tag) and _n_words(tag) <= page_words / 2:
             tag.decompose()
     for link in soup.find_all("a"):
         if not link.decomposed and _BACKLINK.match(" ".join(link.get_text(" ").split())):
@@ -102,6 +103,10 @@ def _is_boilerplate(tag: Tag) -> bool:
     return bool(_BOILER_WORDS & set(re.split(r"[-_\s]+", names)))
 
 
+def _n_words(tag: Tag) -> int:
+    return len(tag.get_text(" ").split())
+
+
 def _attr_list(tag: Tag, name: str) -> list[str]:
     value = tag.get(name)
     if value is None:
@@ -113,10 +118,8 @@ def _main_content(soup: BeautifulSoup) -> Tag:
     body = soup.body or soup
     for name in ("main", "article"):
         found = soup.find_all(name) or (soup.find_all(role="main") if name == "main" else [])
-        if len(found) == 1:
-            size = len(found[0].get_text(" ").split())
-            if size >= 0.5 * len(body.get_text(" ").split()):
-                return found[0]
+        if len(found) == 1 and _n_words(found[0]) >= 0.5 * _n_words(body):
+            return found[0]
     return body
 
 

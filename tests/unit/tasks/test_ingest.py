@@ -667,6 +667,11 @@ def test_html_without_landmarks_keeps_its_heading_lists_and_footnotes(tmp_path: 
     )
 
 
+def test_html_boilerplate_names_never_drop_most_of_the_page(tmp_path: Path):
+    markup = f'<body><div class="layout-with-sidebar"><h1>Opinion</h1><p>{GOOD}</p></div></body>'
+    assert html_text(tmp_path, markup)["text"] == f"Opinion\n\n{GOOD.strip()}"
+
+
 def test_html_footnote_references_read_as_bracketed_marks(tmp_path: Path):
     markup = (
         f'<p>{GOOD} Power use rose 31%<a href="#fn33" class="fn">33</a> in 2023.<a href="#n2">*</a>'
