@@ -50,6 +50,7 @@ CHALLENGES = _schema(
         "qv_passed": pl.Boolean,
         "qv_reason": pl.String,
         "call_status": pl.String,  # ok | infra_error
+        "finish_reason": pl.String,  # the challenger's reply: stop | length | … ('' if no reply)
         "recipe_hash": pl.String,
         "challenger_model": pl.String,
         "prompt_hash": pl.String,
@@ -65,8 +66,10 @@ ROLLOUTS = _schema(
         "tokens_in": pl.Int64,
         "tokens_out": pl.Int64,
         "model": pl.String,
-        "call_status": pl.String,  # ok | infra_error
+        "call_status": pl.String,  # ok | truncated | infra_error | invalid_output
         "error": pl.String,
+        "finish_reason": pl.String,  # stop | length | … ('' if the call failed)
+        "reasoning": pl.String,  # separated thinking, never graded ('' if none)
     }
 )
 
@@ -80,7 +83,8 @@ JUDGMENTS = _schema(
         "score": pl.Float64,  # Σ weight·met / Σ weight
         "p_score": pl.Float64,  # Σ weight·p_yes / Σ weight, null without logprobs
         "judge_model": pl.String,
-        "call_status": pl.String,  # ok | infra_error
+        "call_status": pl.String,  # ok | truncated (the answer was cut) | infra_error
+        "finish_reasons": pl.List(pl.String),  # one per criterion call
     }
 )
 

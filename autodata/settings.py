@@ -8,21 +8,44 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from autodata.errors import ConfigError
 
 ROLES = ("challenger", "verifier", "weak", "strong", "judge")
 EMBEDDED_MODEL = "embedded:smollm2-135m-instruct"
+MAX_S = 86400.0  # the longest duration a setting may name: a day
+THINKING_MAX_TOKENS = 4096  # default budget of a role with thinking on (max_tokens unset)
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*")
+    @classmethod
+    def _sane_number(cls, value: Any, info: ValidationInfo) -> Any:
+        """Every number finite (YAML's ``.inf``/``.nan`` passed ``gt=0`` and crashed the run);
+        every duration (a ``*_s`` key) at most a day."""
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        if isinstance(value, float) and (info.field_name or "").endswith("_s") and value > MAX_S:
+            raise ValueError(f"must be at most {MAX_S:g} seconds (a day)")
+        return value
 
 
 class RoleModel(_Section):
@@ -44,12 +67,49 @@ class RoleModel(_Section):
     guided_json_hints: bool = Field(
         True, description="add vLLM guidance whitespace hints to JSON schemas (DESIGN §4)"
     )
+    retry_max_tokens: int | None = Field(
+        None,
+        ge=1,
+        le=131072,
+        description="a solver answer cut at max_tokens is asked again once with this budget "
+        "(default 4 x max_tokens; equal to max_tokens: never)",
+    )
+    thinking: Literal["auto", "on", "off"] = Field(
+        "auto", description="reasoning models: chat_template_kwargs.enable_thinking (vLLM/SGLang)"
+    )
+    reasoning_effort: str | None = Field(None, description="sent as reasoning_effort if set")
+    reasoning_api: bool | None = Field(
+        None,
+        description="OpenAI reasoning-model parameters (max_completion_tokens, no temperature/"
+        "top_p/logprobs); null = detect from the model name (o1/o3/o4/gpt-5)",
+    )
+    strict_json: bool = Field(True, description="send json_schema.strict: true")
+    extra_body: dict[str, Any] = Field(
+        default_factory=dict, description="merged into every request body (server-specific)"
+    )
+    rate_limit_wait_s: float = Field(
+        600.0, gt=0, le=86400, description="longest a call waits out HTTP 429s before failing"
+    )
 
     @model_validator(mode="after")
     def _openai_needs_url(self) -> RoleModel:
         if self.backend == "openai" and not self.base_url:
             raise ValueError("backend 'openai' needs base_url (e.g. http://127.0.0.1:8000/v1)")
         return self
+
+    @model_validator(mode="after")
+    def _thinking_budget(self) -> RoleModel:
+        # A reasoning model thinks before it answers: 4 tokens (the judge's default) end
+        # inside the think block. Unless max_tokens was set, give thinking room.
+        if self.thinking == "on" and "max_tokens" not in self.model_fields_set:
+            object.__setattr__(self, "max_tokens", max(self.max_tokens, THINKING_MAX_TOKENS))
+        return self
+
+    @property
+    def budget_retry(self) -> int:
+        """The one larger budget for a cut solver answer (0: no retry)."""
+        cap = self.retry_max_tokens or min(4 * self.max_tokens, 32768)
+        return cap if cap > self.max_tokens else 0
 
 
 class Models(_Section):

@@ -44,10 +44,12 @@ def recording(base_url: str) -> Iterator[list[dict[str, Any]]]:
     bodies: list[dict[str, Any]] = []
     original = llm_client.OpenAIChatClient._post
 
-    async def post(self: llm_client.OpenAIChatClient, body: dict[str, Any]) -> dict[str, Any]:
+    async def post(
+        self: llm_client.OpenAIChatClient, body: dict[str, Any], json_expected: bool
+    ) -> Any:
         if self.base_url == base_url.rstrip("/"):
             bodies.append(body)
-        return await original(self, body)
+        return await original(self, body, json_expected)
 
     llm_client.OpenAIChatClient._post = post  # type: ignore[method-assign]
     try:

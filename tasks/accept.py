@@ -24,14 +24,16 @@ def summarize(judgments: pl.DataFrame) -> dict[str, dict[str, Any]]:
     """Per candidate: weak/strong mean, max, min, infra flags and control scores."""
     ok = pl.col("call_status") == "ok"
     score, p_score = pl.col("score").filter(ok), pl.col("p_score").filter(ok)
+    cut = pl.col("call_status") == "truncated"
     groups = judgments.group_by("candidate_id", "role").agg(
-        infra=(~ok).any(), n_ok=ok.sum(), mean=score.mean(), max=score.max(), min=score.min(),
+        infra=(~ok).any(), truncated=cut.any(), n_ok=ok.sum(), mean=score.mean(), max=score.max(), min=score.min(),
         p=p_score.mean(), p_missing=p_score.null_count() > 0,
     )  # fmt: skip
     out: dict[str, dict[str, Any]] = {}
     for g in groups.iter_rows(named=True):
         stats, role = out.setdefault(g["candidate_id"], {}), g["role"]
         stats[f"{role}_infra"] = g["infra"]
+        stats[f"{role}_truncated"] = g["truncated"]
         if g["n_ok"]:
             stats[f"{role}_mean"] = round(g["mean"], DIGITS)
             stats[f"{role}_max"] = round(g["max"], DIGITS)
@@ -54,7 +56,15 @@ def control_gap(stats: dict[str, Any]) -> float | None:
     return round(min(gaps), DIGITS)
 
 
+TRUNCATED = (
+    "{role} answers cut at max_tokens even after a retry with a larger budget: not graded, "
+    "so the item cannot be judged easy or hard; raise models.{role}.max_tokens"
+)
+
+
 def _weak_decision(s: dict[str, Any], gate: Gate, verifiable: bool) -> tuple[str, str] | None:
+    if s.get("weak_truncated"):  # a cut answer is no evidence of weakness (never too_easy/accepted)
+        return "infra_error", TRUNCATED.format(role="weak")
     if (
         s.get("weak_infra")
         or s.get("control_ref_infra")
@@ -81,6 +91,8 @@ def _weak_decision(s: dict[str, Any], gate: Gate, verifiable: bool) -> tuple[str
 
 
 def _strong_decision(s: dict[str, Any], gate: Gate, verifiable: bool) -> tuple[str, str]:
+    if s.get("strong_truncated"):
+        return "infra_error", TRUNCATED.format(role="strong")
     if s.get("strong_infra") or "strong_mean" not in s:
         return "infra_error", "a strong-solver or judge call failed; retried in a later round"
     gap = round(s["strong_mean"] - s["weak_mean"], DIGITS)
@@ -194,11 +206,12 @@ def score_verifiable(items: pl.DataFrame, rollouts: pl.DataFrame) -> pl.DataFram
     rows = []
     for r in rollouts.iter_rows(named=True):
         ok = r["call_status"] == "ok"
+        failed = "truncated" if r["call_status"] == "truncated" else "infra_error"
         right = ok and final_answer(r["answer"]) == refs[r["candidate_id"]]
         rows.append({"candidate_id": r["candidate_id"], "role": r["role"], "rollout": r["rollout"],
                      "criterion_met": [right] if ok else [], "criterion_p_yes": [None] if ok else [],
                      "score": float(right) if ok else None, "p_score": None, "judge_model": "exact-match",
-                     "call_status": "ok" if ok else "infra_error"})  # fmt: skip
+                     "call_status": "ok" if ok else failed, "finish_reasons": []})  # fmt: skip
     frame = (
         pl.DataFrame(rows, schema=schemas.JUDGMENTS) if rows else schemas.empty(schemas.JUDGMENTS)
     )

@@ -15,7 +15,7 @@ from typing import Literal
 import polars as pl
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from autodata import prompts, schemas
 from autodata.aio import map_bounded, window_for
@@ -42,6 +42,17 @@ class ChallengeOut(BaseModel):
     question_type: str = Field(max_length=40)
     reasoning_skills: list[str] = Field(max_length=4)
     rubric: list[Criterion] = Field(min_length=1, max_length=6)
+
+    @field_validator("question_type", mode="before")
+    @classmethod
+    def _clip_type(cls, value: object) -> object:
+        """Metadata, not the item: an over-long label is clipped, never a reason to drop it."""
+        return value[:40] if isinstance(value, str) else value
+
+    @field_validator("reasoning_skills", mode="before")
+    @classmethod
+    def _clip_skills(cls, value: object) -> object:
+        return value[:4] if isinstance(value, list) else value
 
 
 class VerifierOut(BaseModel):
@@ -153,10 +164,12 @@ async def _one(source: dict, feedback: str, round_no: int, roles: Roles) -> dict
     row = _blank_row(source, round_no, roles)
     request = challenger_request(source, feedback, roles.challenger_spec, round_no)
     try:
-        item = (await roles.challenger.chat(request)).parsed[0]
+        result = await roles.challenger.chat(request)
     except CallError as exc:
         return row | _failure(exc, "challenger")
+    item = result.parsed[0]
     assert isinstance(item, ChallengeOut)
+    row["finish_reason"] = result.finish_reasons[0]
     row |= _item_columns(item)
     reason = static_quality(item)
     if reason is None:
@@ -172,6 +185,9 @@ async def _one(source: dict, feedback: str, round_no: int, roles: Roles) -> dict
 
 
 def _failure(exc: CallError, who: str) -> dict:
+    if exc.kind == "truncated" and who == "challenger":
+        return {"qv_passed": False, "qv_reason": f"challenger reply cut: {exc}",
+                "call_status": "infra_error", "finish_reason": "length"}  # fmt: skip
     if exc.is_infra:
         return {
             "qv_passed": False,
@@ -199,6 +215,7 @@ def _blank_row(source: dict, round_no: int, roles: Roles) -> dict:
         "round": round_no,
         "context": None, "question": None, "reference_answer": None, "question_type": None,
         "reasoning_skills": [], "rubric": [],
+        "finish_reason": "",
         "recipe_hash": roles.recipe_hash,
         "challenger_model": roles.challenger.model,
         "prompt_hash": roles.prompt_hash,

@@ -13,6 +13,7 @@ import math
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 from prefect import task
@@ -66,36 +67,45 @@ def weighted(values: list[float], weights: list[int]) -> float:
     return sum(w * v for w, v in zip(weights, values, strict=True)) / sum(weights)
 
 
+FAILED: dict[str, Any] = {"criterion_met": [], "criterion_p_yes": [], "score": None, "p_score": None,
+          "finish_reasons": []}  # fmt: skip
+
+
 async def grade(item: dict, answer: str, client: ChatClient, spec: RoleModel) -> dict:
-    """All criteria of one answer → judgment columns (status infra_error if any call failed)."""
+    """All criteria of one answer → judgment columns (status infra_error if any call failed).
+
+    A verdict is read from the start of the reply, so a reply cut after its first words still
+    counts; one that was all reasoning fails in the client (``CallError`` kind ``truncated``).
+    """
     rubric = item["rubric"]
     try:
         results = await asyncio.gather(
             *(client.chat(judge_request(item, answer, c["criterion"], spec)) for c in rubric)
         )
     except CallError:
-        return {"criterion_met": [], "criterion_p_yes": [], "score": None, "p_score": None,
-                "call_status": "infra_error"}  # fmt: skip
+        return FAILED | {"call_status": "infra_error"}
     verdicts = [verdict(r) for r in results]
     met = [m for m, _ in verdicts]
     p_yes = [p for _, p in verdicts]
     weights = [c["weight"] for c in rubric]
     p_score = weighted([p for p in p_yes if p is not None], weights) if None not in p_yes else None
     return {"criterion_met": met, "criterion_p_yes": p_yes, "score": weighted([float(m) for m in met], weights),
-            "p_score": p_score, "call_status": "ok"}  # fmt: skip
+            "p_score": p_score, "call_status": "ok", "finish_reasons": [r.finish_reasons[0] for r in results]}  # fmt: skip
 
 
 def _answers(
     items: pl.DataFrame, rollouts: pl.DataFrame, non_answer: str, controls: bool
-) -> list[tuple[dict, str, int, str | None]]:
-    """(item, role, rollout, answer) to grade; answer None marks a failed rollout."""
+) -> list[tuple[dict, str, int, str | None, str]]:
+    """(item, role, rollout, answer, status) to grade; answer None unless the rollout is ok
+    (a failed or truncated answer is never graded: its status passes through)."""
     by_id = {row["candidate_id"]: row for row in items.iter_rows(named=True)}
-    jobs = [(by_id[r["candidate_id"]], r["role"], r["rollout"], r["answer"] if r["call_status"] == "ok" else None)
+    jobs = [(by_id[r["candidate_id"]], r["role"], r["rollout"], r["answer"] if r["call_status"] == "ok" else None,
+             "truncated" if r["call_status"] == "truncated" else "infra_error")
             for r in rollouts.iter_rows(named=True)]  # fmt: skip
     if controls:
         for item in by_id.values():
-            jobs.append((item, "control_ref", 0, item["reference_answer"]))
-            jobs.append((item, "control_null", 0, non_answer))
+            jobs.append((item, "control_ref", 0, item["reference_answer"], "ok"))
+            jobs.append((item, "control_null", 0, non_answer, "ok"))
     return jobs
 
 
@@ -111,23 +121,16 @@ async def judge(
 ) -> pl.DataFrame:
     """Grade every rollout (and, if ``controls``, both controls per item) criterion by criterion."""
 
-    async def run(job: tuple[dict, str, int, str | None]) -> dict:
-        item, role, rollout, answer = job
+    async def run(job: tuple[dict, str, int, str | None, str]) -> dict:
+        item, role, rollout, answer, failed_status = job
         key = {
             "candidate_id": item["candidate_id"],
             "role": role,
             "rollout": rollout,
             "judge_model": client.model,
         }
-        cols: dict
         if answer is None:
-            cols = {
-                "criterion_met": [],
-                "criterion_p_yes": [],
-                "score": None,
-                "p_score": None,
-                "call_status": "infra_error",
-            }
+            cols = FAILED | {"call_status": failed_status}
         else:
             cols = await grade(item, answer, client, spec)
         if on_done:

@@ -41,6 +41,7 @@ def solver_request(item: dict, spec: RoleModel, rollout: int) -> ChatRequest:
         top_p=spec.top_p,
         max_tokens=spec.max_tokens,
         seed=spec.seed + rollout,
+        retry_max_tokens=spec.budget_retry,
     )
 
 
@@ -56,21 +57,34 @@ async def _rollout(
     try:
         result = await client.chat(solver_request(item, spec, rollout))
     except CallError as exc:
-        status = "infra_error" if exc.is_infra else "invalid_output"
-        return row | {
-            "answer": None,
-            "tokens_in": 0,
-            "tokens_out": 0,
-            "call_status": status,
-            "error": str(exc),
-        }
+        return row | _failed(exc)
     return row | {
         "answer": result.texts[0],
         "tokens_in": result.tokens_in,
         "tokens_out": result.tokens_out,
-        "call_status": "ok",
-        "error": "",
+        "call_status": "truncated" if result.truncated else "ok",
+        "error": _cut(role, result.max_tokens) if result.truncated else "",
+        "finish_reason": result.finish_reasons[0],
+        "reasoning": result.reasoning[0],
     }
+
+
+def _failed(exc: CallError) -> dict:
+    if exc.kind == "truncated":
+        status = "truncated"
+    else:
+        status = "infra_error" if exc.is_infra else "invalid_output"
+    return {"answer": None, "tokens_in": 0, "tokens_out": 0, "call_status": status,
+            "error": str(exc), "finish_reason": "length" if status == "truncated" else "",
+            "reasoning": ""}  # fmt: skip
+
+
+def _cut(role: str, max_tokens: int) -> str:
+    """Why a cut answer is never graded, and the setting to raise."""
+    return (
+        f"{role} answer cut at max_tokens={max_tokens} (after one retry with a larger budget); "
+        f"raise models.{role}.max_tokens or models.{role}.retry_max_tokens"
+    )
 
 
 async def solve(

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from autodata.errors import AutodataError
 from autodata.llm.cache import CallCache
-from autodata.llm.client import ChatRequest, OpenAIChatClient
+from autodata.llm.client import ChatRequest, OpenAIChatClient, WireOptions
 from autodata.llm.preflight import preflight
 from autodata.llm.vllm_server import ServerRegistry
 from autodata.settings import ROLES, RoleModel, Settings
@@ -31,6 +31,18 @@ async def _endpoint(
     # Deliberately blocking, on the flow's main thread: the server's parent-death signal and the
     # registry's SIGINT/SIGTERM handlers only apply when started from the main thread.
     return registry.url_for(spec.model)
+
+
+def wire_options(spec: RoleModel) -> WireOptions:
+    """How the role's requests are shaped (``wire.py``), from its settings."""
+    return WireOptions(
+        thinking=spec.thinking,
+        reasoning_effort=spec.reasoning_effort,
+        reasoning_api=spec.reasoning_api,
+        strict_json=spec.strict_json,
+        guidance_hints=spec.backend == "vllm" and spec.guided_json_hints,
+        extra_body=dict(spec.extra_body),
+    )
 
 
 async def make_client(
@@ -56,7 +68,8 @@ async def make_client(
         max_retries=spec.max_retries,
         max_resamples=spec.max_resamples,
         cache=cache,
-        guidance_hints=spec.backend == "vllm" and spec.guided_json_hints,
+        options=wire_options(spec),
+        rate_limit_wait_s=spec.rate_limit_wait_s,
         role=role,
         revive=revive if spec.backend == "vllm" else None,
     )

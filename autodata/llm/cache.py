@@ -20,6 +20,7 @@ import random
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,13 @@ KEY_FIELDS = (
     "logprobs",
     "top_logprobs",
 )
+# Keyed only when the body has them (so the keys of requests without them stay as they were):
+# reasoning-model options, and every field a role's ``extra_body`` adds (passed as ``extra``).
+OPTIONAL_KEY_FIELDS = (
+    "max_completion_tokens",
+    "chat_template_kwargs",
+    "reasoning_effort",
+)
 
 _BUSY_SECONDS = 60  # how long a connection waits for another process's lock
 
@@ -49,9 +57,11 @@ _BUSY_SECONDS = 60  # how long a connection waits for another process's lock
 _KEY_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def cache_key(body: dict[str, Any]) -> str:
-    """sha256 over the :data:`KEY_FIELDS` of an OpenAI chat request body."""
+def cache_key(body: dict[str, Any], extra: Iterable[str] = ()) -> str:
+    """sha256 over the :data:`KEY_FIELDS` of an OpenAI chat request body, plus those of
+    :data:`OPTIONAL_KEY_FIELDS` and ``extra`` (the role's ``extra_body`` keys) it has."""
     keyed = {field: body.get(field) for field in KEY_FIELDS}
+    keyed |= {field: body[field] for field in (*OPTIONAL_KEY_FIELDS, *extra) if field in body}
     return hashlib.sha256(_KEY_JSON.encode(keyed).encode()).hexdigest()
 
 
@@ -59,19 +69,32 @@ class CallCache:
     """SQLite (WAL) store of raw chat-completion response bodies by :func:`cache_key`."""
 
     def __init__(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / "calls.sqlite"
         self._lock = threading.Lock()  # guards _db (reads)
-        self._db = _connect(self.path)
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, body TEXT NOT NULL)"
-        )
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            self._db = _connect(self.path)
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, body TEXT NOT NULL)"
+            )
+        except (OSError, sqlite3.Error) as exc:  # read-only or full disk, a file in the way
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise StorageError(
+                f"cannot open the call cache {self.path}: {reason}; make {directory} writable "
+                "(or point paths.cache elsewhere), free disk space, and rerun"
+            ) from None
         self._writer = _Writer(self.path)
 
     def get(self, key: str) -> dict[str, Any] | None:
         """The stored response body for ``key``, or None."""
-        with self._lock:
-            row = self._db.execute("SELECT body FROM calls WHERE key = ?", (key,)).fetchone()
+        try:
+            with self._lock:
+                row = self._db.execute("SELECT body FROM calls WHERE key = ?", (key,)).fetchone()
+        except sqlite3.Error as exc:  # e.g. a read-only cache whose WAL index cannot be written
+            raise StorageError(
+                f"cannot read the call cache {self.path}: {exc}; make {self.path.parent} "
+                "writable (or point paths.cache elsewhere) and rerun"
+            ) from None
         return json.loads(row[0]) if row else None
 
     def put(self, key: str, response: dict[str, Any]) -> None:

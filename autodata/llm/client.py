@@ -1,41 +1,58 @@
 """The one LLM seam: an async client over the OpenAI chat-completions wire format.
 
 Every role (challenger, verifier, weak, strong, judge) talks through :class:`ChatClient`.
-Backends differ only in how the server is reached or started (see ``backends.py``).
-Retries live here, at the network, and nowhere else.
+Backends differ only in how the server is reached or started (see ``backends.py``); request
+bodies are shaped in ``wire.py``; every reply — fresh or cached — goes through
+:func:`autodata.llm.reply.normalise` and its ``finish_reason`` is checked here, in one place,
+before anything caches, parses or grades it. Retries live here, at the network, and nowhere else.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
-import json
 import logging
-import math
 import random
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import aiohttp
 import orjson
 from aiohttp.helpers import get_env_proxy_for_url
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from yarl import URL
 
 from autodata._killpoints import killpoint
-from autodata.errors import BackendError, CallError
+from autodata.errors import CallError
+from autodata.llm import status
 from autodata.llm.cache import CallCache, cache_key
+from autodata.llm.reply import BadReply, InvalidOutput, Reply, decode, normalise, parse_json
+from autodata.llm.status import Transient
+from autodata.llm.wire import GUIDANCE_HINTS, WireOptions, build_body
 
-RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
-GUIDANCE_HINTS = {"whitespace_flexible": False, "key_separator": ": ", "item_separator": ", "}
+__all__ = [
+    "GUIDANCE_HINTS",
+    "ChatClient",
+    "ChatRequest",
+    "ChatResult",
+    "OpenAIChatClient",
+    "WireOptions",
+]
+
 RESAMPLE_SEED_STRIDE = 1_000_003  # seeds of re-asks after unparseable JSON: seed + k * stride
+RATE_LIMIT_FIRST_S = 1.0  # a 429 without Retry-After: wait this, doubling per 429 in a row
+RATE_LIMIT_MAX_S = 60.0
 _log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class ChatRequest:
-    """One chat call. ``response_model`` asks for JSON that validates against that model."""
+    """One chat call. ``response_model`` asks for JSON that validates against that model.
+
+    ``retry_max_tokens``: a text reply cut at ``max_tokens`` (``finish_reason == "length"``) is
+    asked again once with this larger budget; 0 = never.
+    """
 
     messages: tuple[tuple[str, str], ...]  # (role, content)
     temperature: float = 0.7
@@ -45,6 +62,7 @@ class ChatRequest:
     n: int = 1
     response_model: type[BaseModel] | None = None
     top_logprobs: int = 0  # >0: ask for the first tokens' top logprobs
+    retry_max_tokens: int = 0
 
     @staticmethod
     def of(system: str, user: str, **kwargs: Any) -> ChatRequest:
@@ -54,7 +72,8 @@ class ChatRequest:
 
 @dataclass
 class ChatResult:
-    """What came back: one text per choice, parsed objects if JSON was asked for."""
+    """What came back, per choice: the answer text (reasoning removed), the reasoning apart,
+    ``finish_reason`` and, if JSON was asked for, the parsed object."""
 
     texts: list[str]
     parsed: list[BaseModel] = field(default_factory=list)
@@ -63,11 +82,27 @@ class ChatResult:
     tokens_out: int = 0
     cached: bool = False
     model: str = ""
+    reasoning: list[str] = field(default_factory=list)
+    finish_reasons: list[str] = field(default_factory=list)
+    max_tokens: int = 0  # the budget the reply was produced with
+
+    def __post_init__(self) -> None:  # results built by hand (test doubles) read as plain stops
+        self.reasoning += [""] * (len(self.texts) - len(self.reasoning))
+        self.finish_reasons += ["stop"] * (len(self.texts) - len(self.finish_reasons))
+
+    @property
+    def truncated(self) -> bool:
+        """True when any choice stopped at the token budget."""
+        return "length" in self.finish_reasons
 
 
 @dataclass
 class CallStats:
-    """Counters per client (per role), reported in the run summary and metrics."""
+    """Counters per client (per role), reported in the run summary and metrics.
+
+    ``causes`` counts every failed attempt and every truncated reply by kind (``http_429``,
+    ``timeout``, ``http_503``, ``connection``, ``bad_reply``, ``truncated``, ``invalid_output``).
+    """
 
     calls: int = 0
     cache_hits: int = 0
@@ -76,9 +111,13 @@ class CallStats:
     failures: int = 0
     tokens_in: int = 0
     tokens_out: int = 0
+    causes: Counter[str] = field(default_factory=Counter)
 
-    def as_dict(self) -> dict[str, int]:
-        return dict(self.__dict__)
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **{k: v for k, v in self.__dict__.items() if k != "causes"},
+            "causes": dict(self.causes),
+        }
 
 
 class ChatClient(Protocol):
@@ -105,8 +144,9 @@ class OpenAIChatClient:
         max_retries: int = 3,
         max_resamples: int = 2,
         cache: CallCache | None = None,
-        guidance_hints: bool = False,
+        options: WireOptions | None = None,
         backoff_s: float = 0.5,
+        rate_limit_wait_s: float = 600.0,
         role: str = "",
         revive: Callable[[], None] | None = None,
     ) -> None:
@@ -116,10 +156,13 @@ class OpenAIChatClient:
         self.role = role or model
         self.stats = CallStats()
         self._cache = cache
-        self._hints = guidance_hints
+        self._options = options or WireOptions()
         self._retries = max_retries
         self._resamples = max_resamples
         self._backoff = backoff_s
+        self._rate_wait = rate_limit_wait_s  # per call, across 429s (they spend no retries)
+        self._cooldown_until = 0.0  # loop time until which the whole role pauses (429)
+        self._rate_step = RATE_LIMIT_FIRST_S
         self._revive = revive  # called before retrying a connection failure (managed servers)
         self._limit = asyncio.Semaphore(max_concurrency)
         self._url = f"{self.base_url}/chat/completions"
@@ -153,84 +196,157 @@ class OpenAIChatClient:
         return self._session
 
     async def chat(self, request: ChatRequest) -> ChatResult:
-        """Run one call: cache, then network with retries, then JSON validation with re-asks."""
+        """Run one call: cache, network with retries, normalisation, ``finish_reason``, JSON.
+
+        Raises :class:`CallError` (kind ``truncated`` for a reply cut at ``max_tokens`` that
+        cannot be used: JSON, or nothing but reasoning), :class:`BackendError` for a request
+        the server rejects (HTTP 400/413/422: no retry can fix it).
+        """
+        result = await self._resampled(request)
+        if result.truncated and request.retry_max_tokens > request.max_tokens:
+            self.stats.retries += 1
+            result = await self._resampled(replace(request, max_tokens=request.retry_max_tokens))
+        if result.truncated:
+            self.stats.causes["truncated"] += 1
+            if not any(t.strip() for t in result.texts):
+                self.stats.failures += 1
+                raise CallError(
+                    "truncated", self._cut_message(result, "the reply was all reasoning")
+                )
+        return result
+
+    async def _resampled(self, request: ChatRequest) -> ChatResult:
+        """JSON replies that do not validate are re-asked with a new seed (``max_resamples``)."""
         for attempt in range(self._resamples + 1):
-            seed = request.seed + attempt * RESAMPLE_SEED_STRIDE
-            body = self._body(request, seed)
-            response, cached = await self._fetch(body)
+            body = build_body(
+                request, self.model, request.seed + attempt * RESAMPLE_SEED_STRIDE, self._options
+            )
+            reply, cached = await self._fetch(
+                body, json_expected=request.response_model is not None
+            )
+            result = self._result(reply, cached, request.max_tokens)
+            if request.response_model is None:
+                return result
+            if result.truncated:  # a cut JSON object never validates; a new seed won't help
+                self.stats.causes["truncated"] += 1
+                self.stats.failures += 1
+                raise CallError(
+                    "truncated", self._cut_message(result, "the JSON reply was incomplete")
+                )
             try:
-                return self._result(request, response, cached)
-            except _InvalidOutput as exc:
+                result.parsed = [parse_json(request.response_model, t) for t in result.texts]
+                return result
+            except InvalidOutput as exc:
                 last = exc
                 self.stats.resamples += 1
+                self.stats.causes["invalid_output"] += 1
         self.stats.failures += 1
         raise CallError(
             "invalid_output",
-            f"{self.role}: unparseable output after {self._resamples + 1} tries: {last}",
+            f"{self.role}: unusable JSON after {self._resamples + 1} tries: {last}",
         )
 
-    def _body(self, request: ChatRequest, seed: int) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "model": self.model,
-            "messages": [{"role": r, "content": c} for r, c in request.messages],
-            "temperature": request.temperature,
-            "top_p": request.top_p,
-            "max_tokens": request.max_tokens,
-            "n": request.n,
-            "seed": seed,
-        }
-        if request.response_model is not None:
-            body["response_format"] = self._response_format(request.response_model)
-        if request.top_logprobs:
-            body["logprobs"] = True
-            body["top_logprobs"] = request.top_logprobs
-        return body
+    def _cut_message(self, result: ChatResult, what: str) -> str:
+        thinking = any(result.reasoning)
+        fix = f"raise models.{self.role}.max_tokens"
+        if thinking:
+            fix += f" or turn thinking off (models.{self.role}.thinking: off)"
+        return f"{self.role}: reply cut at max_tokens={result.max_tokens} ({what}); {fix}"
 
-    def _response_format(self, model: type[BaseModel]) -> dict[str, Any]:
-        return _response_format(model, self._hints)
-
-    async def _fetch(self, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    async def _fetch(self, body: dict[str, Any], *, json_expected: bool) -> tuple[Reply, bool]:
         # One slot from the cache look-up through the first attempt: a stage that starts N calls
         # at once does their CPU work as slots free up, not all of it first while replies wait.
         async with self._limit:
-            key = cache_key(body)
+            key = cache_key(body, self._options.extra_body)
             if self._cache is not None and (hit := self._cache.get(key)) is not None:
-                self.stats.cache_hits += 1
-                return hit, True
+                try:
+                    reply = self._checked(hit, json_expected)
+                    self.stats.cache_hits += 1
+                    return reply, True
+                except Transient:  # stored by an older version without checks: fetch again
+                    _log.debug("%s: ignoring a malformed cached reply", self.role)
             try:
+                await self._cooled()
                 self.stats.calls += 1
-                response: dict[str, Any] | None = await self._post(body)
+                raw, reply = await self._post(body, json_expected)
                 failure = None
-            except _Transient as exc:
-                response, failure = None, exc
+            except Transient as exc:
+                failure = exc
         if failure is not None:
-            response = await self._retry(body, failure)
-        assert response is not None
+            raw, reply = await self._retry(body, failure, json_expected)
         if self._cache is not None:  # committed before the reply is used (kill-anywhere)
-            await self._cache.aput(key, response)
+            await self._cache.aput(key, raw)
         killpoint(f"llm:response:{self.role}")
-        return response, False
+        return reply, False
 
-    async def _retry(self, body: dict[str, Any], failure: _Transient) -> dict[str, Any]:
-        """Attempts 2 … max_retries + 1, each after a back-off, each in a slot of its own."""
-        for attempt in range(1, self._retries + 1):
+    async def _retry(
+        self, body: dict[str, Any], failure: Transient, json_expected: bool
+    ) -> tuple[dict[str, Any], Reply]:
+        """Attempts after the first, each after a wait, each in a slot of its own. 429s spend
+        no retries: the whole role pauses (shared cooldown), for up to ``rate_limit_wait_s``."""
+        loop = asyncio.get_running_loop()
+        attempt, limited, deadline = 0, 0, loop.time() + self._rate_wait
+        while True:
+            self.stats.causes[failure.kind] += 1
+            if failure.kind == "http_429":
+                limited += 1
+                wait = self._rate_limited(failure.retry_after, first=limited == 1)
+                if loop.time() + wait > deadline:
+                    break
+            else:
+                attempt += 1
+                if attempt > self._retries:
+                    break
+                wait = self._backoff_for(failure, attempt)
             self.stats.retries += 1
-            if failure.kind == "connection" and self._revive is not None:
-                self._revive()  # blocking: no call to this server can succeed meanwhile
-            backoff = self._backoff * 2 ** (attempt - 1) * (1 + random.random())
-            await asyncio.sleep(backoff if failure.retry_after is None else failure.retry_after)
+            await asyncio.sleep(wait)
             try:
                 async with self._limit:
+                    await self._cooled()
                     self.stats.calls += 1
-                    return await self._post(body)
-            except _Transient as exc:
+                    return await self._post(body, json_expected)
+            except Transient as exc:
                 failure = exc
         self.stats.failures += 1
-        raise CallError(
-            failure.kind, f"{self.role}: {failure} after {self._retries + 1} tries"
-        ) from None
+        raise CallError(failure.kind, self._gave_up(failure, attempt + limited)) from None
 
-    async def _post(self, body: dict[str, Any]) -> dict[str, Any]:
+    def _backoff_for(self, failure: Transient, attempt: int) -> float:
+        if failure.kind == "connection" and self._revive is not None:
+            self._revive()  # blocking: no call to this server can succeed meanwhile
+        if failure.retry_after is not None:
+            return min(failure.retry_after, self._rate_wait)
+        return self._backoff * 2 ** (attempt - 1) * (1 + random.random())
+
+    def _rate_limited(self, retry_after: float | None, *, first: bool) -> float:
+        """Start (or extend) the role's cooldown after a 429; returns this call's wait.
+
+        The server's ``Retry-After`` is honoured; without one, or when it keeps answering 429
+        after its own wait, the role backs off exponentially (1 s doubling to 60 s)."""
+        if retry_after is None or not first:
+            step, self._rate_step = self._rate_step, min(self._rate_step * 2, RATE_LIMIT_MAX_S)
+            retry_after = max(retry_after or 0.0, step)
+        now = asyncio.get_running_loop().time()
+        self._cooldown_until = max(self._cooldown_until, now + retry_after)
+        return self._cooldown_until - now
+
+    async def _cooled(self) -> None:
+        """Wait out the role's shared cooldown, if one is running."""
+        delay = self._cooldown_until - asyncio.get_running_loop().time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    def _gave_up(self, failure: Transient, tries: int) -> str:
+        if failure.kind == "http_429":
+            return (
+                f"{self.role}: {failure}; still rate limited (HTTP 429) after "
+                f"{self._rate_wait:g} s — lower models.{self.role}.max_concurrency or raise "
+                f"models.{self.role}.rate_limit_wait_s"
+            )
+        return f"{self.role}: {failure} after {tries} tries"
+
+    async def _post(
+        self, body: dict[str, Any], json_expected: bool
+    ) -> tuple[dict[str, Any], Reply]:
         url = self._url
         try:
             session = self._http()
@@ -240,110 +356,54 @@ class OpenAIChatClient:
             ) as resp:
                 code, headers, raw = resp.status, resp.headers, await resp.read()
         except TimeoutError as exc:  # before ClientError: aiohttp's timeouts are both
-            raise _Transient("timeout", f"timeout calling {url}") from exc
+            raise Transient("timeout", f"timeout calling {url}") from exc
         except aiohttp.ClientError as exc:  # refused, reset, truncated body
-            raise _Transient(
+            raise Transient(
                 "connection", f"connection to {url} failed ({type(exc).__name__})"
             ) from exc
         _log.debug('HTTP Request: POST %s "%d"', url, code)
         if code != 200:
-            self._raise_for_status(code, headers, raw, url)
+            status.raise_for(code, headers, raw, url, role=self.role, model=self.model)
         try:
-            data = _decode(raw)
-            data["choices"][0]["message"]
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
-            raise _Transient("bad_body", f"malformed response body from {url}") from exc
-        return data
+            data = decode(raw)
+        except ValueError:
+            raise Transient("bad_reply", f"bad reply from {url}: {status.not_json(raw)}") from None
+        self._rate_step = RATE_LIMIT_FIRST_S
+        return data, self._checked(data, json_expected)
 
-    def _raise_for_status(
-        self, code: int, headers: Mapping[str, str], raw: bytes, url: str
-    ) -> None:
-        detail = _error_detail(raw)
-        if code in RETRYABLE_STATUS:
-            raise _Transient(
-                f"http_{code}", f"HTTP {code} from {url}: {detail}", _retry_after(headers)
+    def _checked(self, data: Any, json_expected: bool) -> Reply:
+        """Normalise a decoded body; a malformed or empty ``200`` is a retryable bad reply."""
+        try:
+            reply = normalise(data, json_expected=json_expected)
+        except BadReply as exc:
+            raise Transient("bad_reply", f"bad reply from {self._url}: {exc}") from None
+        if not any(c.text.strip() for c in reply.choices) and not any(
+            c.truncated for c in reply.choices
+        ):
+            what = (
+                "only reasoning, no answer"
+                if any(c.reasoning for c in reply.choices)
+                else "empty content"
             )
-        if code in (401, 403):
-            raise BackendError(
-                f"{self.role}: {url} refused the API key (HTTP {code}); "
-                f"set AUTODATA_MODELS__{self.role.upper()}__API_KEY to a valid key"
-            )
-        if code == 404 and not self.base_url.endswith("/v1"):  # the usual cause: a missing /v1
-            raise BackendError(
-                f"{self.role}: {url} was not found (HTTP 404: {detail}); OpenAI-compatible servers "
-                f"answer under /v1: set models.{self.role}.base_url to {self.base_url}/v1 "
-                f"(or AUTODATA_MODELS__{self.role.upper()}__BASE_URL)"
-            )
-        if code == 404:
-            raise BackendError(
-                f"{self.role}: {url} has no model '{self.model}' (HTTP 404: {detail}); "
-                f"set models.{self.role}.model in params.yaml to a model the server lists at /v1/models"
-            )
-        raise CallError(f"http_{code}", f"{self.role}: HTTP {code} from {url}: {detail}")
+            raise Transient("bad_reply", f"bad reply from {self._url}: {what}")
+        return reply
 
-    def _result(self, request: ChatRequest, response: dict[str, Any], cached: bool) -> ChatResult:
-        choices = sorted(response["choices"], key=lambda c: c.get("index", 0))
-        texts = [(c.get("message") or {}).get("content") or "" for c in choices]
-        usage = response.get("usage") or {}
+    def _result(self, reply: Reply, cached: bool, max_tokens: int) -> ChatResult:
         result = ChatResult(
-            texts=texts,
-            top_logprobs=[_first_token_logprobs(c) for c in choices],
-            tokens_in=int(usage.get("prompt_tokens") or 0),
-            tokens_out=int(usage.get("completion_tokens") or 0),
+            texts=[c.text for c in reply.choices],
+            top_logprobs=[c.top_logprobs for c in reply.choices],
+            tokens_in=reply.tokens_in,
+            tokens_out=reply.tokens_out,
             cached=cached,
-            model=str(response.get("model") or self.model),
+            model=reply.model or self.model,
+            reasoning=[c.reasoning for c in reply.choices],
+            finish_reasons=[c.finish_reason for c in reply.choices],
+            max_tokens=max_tokens,
         )
         if not cached:  # before parsing: a rejected reply's tokens were spent too
             self.stats.tokens_in += result.tokens_in
             self.stats.tokens_out += result.tokens_out
-        if request.response_model is not None:
-            result.parsed = [_parse(request.response_model, t) for t in texts]
         return result
-
-
-class _Transient(Exception):
-    def __init__(self, kind: str, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.retry_after = retry_after
-
-
-class _InvalidOutput(Exception):
-    pass
-
-
-def _parse(model: type[BaseModel], text: str) -> BaseModel:
-    try:
-        return model.model_validate_json(text)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise _InvalidOutput(f"{where}: {first['msg']}" if where else first["msg"]) from None
-
-
-def _first_token_logprobs(choice: dict[str, Any]) -> dict[str, float]:
-    content = (choice.get("logprobs") or {}).get("content") or []
-    if not content:
-        return {}
-    return {t["token"]: float(t["logprob"]) for t in content[0].get("top_logprobs") or []}
-
-
-@functools.cache
-def _response_format(model: type[BaseModel], hints: bool) -> dict[str, Any]:
-    """The ``response_format`` for ``model``, built once per model (pydantic's schema generation
-    costs ~0.3 ms a call). Shared between requests: never mutate it."""
-    schema = model.model_json_schema()
-    if hints:
-        schema["x-guidance"] = GUIDANCE_HINTS
-    return {"type": "json_schema", "json_schema": {"name": model.__name__, "schema": schema}}
-
-
-def _decode(raw: bytes) -> Any:
-    """orjson (~5× faster), or the stdlib for what orjson rejects (NaN, Infinity literals)."""
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return json.loads(raw)
 
 
 def _env_proxy(url: str) -> tuple[str | None, aiohttp.BasicAuth | None]:
@@ -358,22 +418,3 @@ def _env_proxy(url: str) -> tuple[str | None, aiohttp.BasicAuth | None]:
 
 def _encode(body: dict[str, Any]) -> bytes:
     return orjson.dumps(body)  # ~15× faster than json.dumps on a prompt with non-ASCII text
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    try:
-        seconds = float(headers.get("retry-after", ""))
-    except ValueError:
-        return None
-    # "nan" would make asyncio.sleep wait forever; negatives are meaningless
-    return min(seconds, 60.0) if math.isfinite(seconds) and seconds >= 0 else None
-
-
-def _error_detail(raw: bytes) -> str:
-    text = raw.decode("utf-8", errors="replace")
-    try:
-        err = json.loads(text).get("error")
-        message = err.get("message") if isinstance(err, dict) else err
-        return str(message or text)[:200]
-    except (ValueError, AttributeError):
-        return text[:200]

@@ -21,6 +21,7 @@ Responder = Callable[[dict[str, Any]], "Reply | str | dict[str, Any]"]
 FAULT_KINDS = ("500", "503", "429", "timeout", "reset", "truncate", "garbage")
 _GARBAGE = b"<!doctype html><h1>502 Bad Gateway</h1>\x00{not json"
 _ids = itertools.count(1)
+_TEXT: Any = object()  # "not given": content from ``text``, usage estimated
 
 
 @dataclass
@@ -35,6 +36,12 @@ class Reply:
     logprobs: list[dict[str, float]] | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    # How real servers differ from the reference (each is what some server sends):
+    finish_reason: str | None = "stop"  # "length": cut at max_tokens
+    reasoning: str | None = None  # a reasoning parser's output, in message[reasoning_field]
+    reasoning_field: str = "reasoning_content"  # vLLM/SGLang; newer vLLM/OpenRouter: "reasoning"
+    content: Any = _TEXT  # raw message.content instead of text: a list of parts, None, 42 …
+    usage: Any = _TEXT  # raw usage object instead of the estimated counts
 
 
 @dataclass
@@ -97,8 +104,8 @@ def _completion(reply: Reply, body: dict[str, Any], model: str) -> dict[str, Any
     choices = [
         {
             "index": i,
-            "message": {"role": "assistant", "content": text},
-            "finish_reason": "stop",
+            "message": _message(reply, text),
+            "finish_reason": reply.finish_reason,
             "logprobs": _logprobs(reply.logprobs, i),
         }
         for i, text in enumerate(texts)
@@ -109,8 +116,10 @@ def _completion(reply: Reply, body: dict[str, Any], model: str) -> dict[str, Any
     completion = reply.completion_tokens
     if completion is None:
         completion = _estimate_tokens(sum(len(t) for t in texts))
-    usage = {"prompt_tokens": prompt, "completion_tokens": completion}
+    usage: Any = {"prompt_tokens": prompt, "completion_tokens": completion}
     usage["total_tokens"] = prompt + completion
+    if reply.usage is not _TEXT:
+        usage = reply.usage
     return {
         "id": f"chatcmpl-scripted-{next(_ids)}",
         "object": "chat.completion",
@@ -119,6 +128,15 @@ def _completion(reply: Reply, body: dict[str, Any], model: str) -> dict[str, Any
         "choices": choices,
         "usage": usage,
     }
+
+
+def _message(reply: Reply, text: str) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": text}
+    if reply.content is not _TEXT:
+        message["content"] = reply.content
+    if reply.reasoning is not None:
+        message[reply.reasoning_field] = reply.reasoning
+    return message
 
 
 def _choice_texts(text: str | list[str] | None, n: int) -> list[str]:

@@ -12,7 +12,7 @@ from cache_workers import hammer
 from pydantic import BaseModel
 
 from autodata.llm.cache import KEY_FIELDS, CallCache, _switch_to_wal, cache_key
-from autodata.llm.client import ChatRequest, OpenAIChatClient
+from autodata.llm.client import ChatRequest, OpenAIChatClient, WireOptions
 
 BODY: dict[str, Any] = {
     "model": "scripted",
@@ -78,7 +78,7 @@ def test_fields_outside_key_fields_do_not_change_the_key(extra):
 async def test_the_client_sends_only_keyed_fields(scripted):
     """A body field outside KEY_FIELDS would let two different requests share a cached reply."""
     srv = scripted(lambda body: '{"ok": true}')
-    client = OpenAIChatClient(srv.base_url, "scripted", guidance_hints=True)
+    client = OpenAIChatClient(srv.base_url, "scripted", options=WireOptions(guidance_hints=True))
     try:
         await client.chat(ChatRequest.of("s", "u", response_model=_Out, top_logprobs=2, n=2))
     finally:

@@ -15,7 +15,8 @@ import pytest
 
 from autodata._killpoints import ENV as KILL_ENV
 from autodata.llm.cache import CallCache, cache_key
-from autodata.llm.client import ChatRequest, OpenAIChatClient
+from autodata.llm.client import ChatRequest, WireOptions
+from autodata.llm.wire import build_body
 from autodata.testing.scripted_server import ScriptedServer
 
 CHILD = Path(__file__).with_name("durable_child.py")
@@ -35,12 +36,11 @@ def run_child(server: ScriptedServer, cache_dir: Path, n: int, kill_at: str = ""
 
 def stored_questions(cache_dir: Path) -> set[int]:
     """Which of the child's questions ("question {i}") have a committed reply."""
-    client = OpenAIChatClient("http://127.0.0.1:9/v1", "scripted")  # only builds bodies
     cache = CallCache(cache_dir)
     try:
         found = set()
         for i in range(200):
-            body = client._body(ChatRequest.of("s", f"question {i}"), 0)
+            body = build_body(ChatRequest.of("s", f"question {i}"), "scripted", 0, WireOptions())
             if cache.get(cache_key(body)) is not None:
                 found.add(i)
         return found

@@ -129,7 +129,7 @@ def test_candidate_ids_are_stable_and_distinct() -> None:
 @pytest.mark.parametrize(
     ("reply", "where"),
     [
-        ("Sure! Here is a hard question about the clause.", "Invalid JSON"),
+        ("Sure! Here is a hard question about the clause.", "not valid JSON"),
         (item(rubric=[{"criterion": "States the outcome", "weight": "+8"}]), "rubric.0.weight"),
         (item(rubric=[{"criterion": "States the outcome", "weight": 9}]), "rubric.0.weight"),
         (item(rubric=[{"criterion": "States the outcome", "weight": -2}]), "rubric.0.weight"),
