@@ -96,16 +96,31 @@ def models_check(ctx: typer.Context) -> None:
 
 
 @models_app.command("prepare")
-def models_prepare(ctx: typer.Context) -> None:
-    """Convert the embedded model (once) into a directory vLLM can serve."""
-    from autodata.llm.embedded import resolve_model
+def models_prepare(
+    ctx: typer.Context,
+    model: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Also prepare this embedded model (repeatable), e.g. "
+            "embedded:qwen2.5-coder-1.5b-instruct."
+        ),
+    ] = None,
+) -> None:
+    """Convert the embedded models params.yaml names (once) into directories vLLM can serve."""
+    from autodata.llm.embedded import prepare_embedded
 
     try:
         settings = settings_of(ctx)
-        name, where = resolve_model(EMBEDDED_MODEL, settings.vllm.python, settings.paths.models)
+        named = [settings.models.role(r).model for r in ROLES]
+        ready = prepare_embedded(
+            [*named, *(model or [])], settings.vllm.python, settings.paths.models
+        )
     except AutodataError as exc:
         fail(exc)
-    console.print(f"{name}: {where}")
+    for name, where in ready:
+        console.print(f"{name}: {where}")
+    if not ready:
+        console.print("no role uses an embedded model: nothing to prepare")
 
 
 def entrypoint() -> None:

