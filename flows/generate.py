@@ -14,6 +14,7 @@ from pathlib import Path
 
 import polars as pl
 from prefect import flow
+from rich.markup import escape
 
 from autodata import schemas
 from autodata._killpoints import killpoint
@@ -22,6 +23,7 @@ from autodata.llm.backends import open_clients
 from autodata.llm.client import ChatClient
 from autodata.progress import Reporter
 from autodata.settings import Loop, Settings
+from autodata.workdir import discard_failed_rounds
 from tasks import accept
 from tasks.challenge import Roles, challenge_task
 from tasks.judge import judge_task
@@ -164,7 +166,7 @@ async def _run_rounds(settings: Settings, sources: pl.DataFrame, tables: LoopTab
                       reporter: Reporter) -> dict[str, dict[str, int]]:  # fmt: skip
     """The rounds, until every source is closed; returns each role's call counts."""
     last_round = settings.loop.max_rounds + settings.loop.max_infra_retries
-    async with open_clients(settings, announce=reporter.line) as clients:
+    async with open_clients(settings, announce=lambda text: reporter.line(escape(text))) as clients:  # fmt: skip
         for round_no in range(1, last_round + 1):
             open_now = open_sources(sources, tables.history(), settings.loop)
             if open_now.is_empty():
@@ -189,16 +191,28 @@ def _startup_objects_frozen() -> Iterator[None]:
         gc.unfreeze()
 
 
+class LoopOutput(dict[str, pl.DataFrame]):
+    """The loop tables by name, and ``calls``: this run's call counts per role (its own, not
+    read back from ``calls.json``, which the next run in the project overwrites)."""
+
+    def __init__(self, frames: dict[str, pl.DataFrame], calls: dict[str, dict[str, int]]) -> None:
+        super().__init__(frames)
+        self.calls = calls
+
+
 @flow(name="generate", validate_parameters=False)
 async def generate_flow(
     settings: Settings, sources: pl.DataFrame, reporter: Reporter
-) -> dict[str, pl.DataFrame]:
+) -> LoopOutput:
     """Run rounds until every source is accepted or out of budget; write the loop tables."""
     directory, tables = work_dir(settings, sources), LoopTables()
+    if (failed := discard_failed_rounds(directory)) is not None:
+        reporter.line(f"rounds {failed}+ of an earlier run had failed model calls (infra_error): "
+                      "running them again; their completed calls come from the cache")  # fmt: skip
     with _startup_objects_frozen():
         calls = await _run_rounds(settings, sources, tables, directory, reporter)
     frames = tables.frames()
     for name, frame in frames.items():
         write_parquet(frame, settings.paths.interim / f"{name}.parquet")
     write_json(calls, settings.paths.interim / "calls.json")
-    return frames
+    return LoopOutput(frames, calls)

@@ -8,6 +8,7 @@ from typing import Any
 import polars as pl
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
+from rich.markup import escape
 
 from autodata import recipes
 from autodata.env import git_revision
@@ -33,12 +34,11 @@ async def run_flow(settings: Settings, reporter: Reporter, strict: bool = False)
     n_sources, n_skipped = ingest_task(settings, strict)
     for row in pl.read_parquet(settings.paths.skipped_sources_table).iter_rows(named=True):
         reporter.warn(f"skipped {settings.paths.sources / row['uri']}: {row['reason']}")
-    reporter.line(
-        f"ingested {n_sources} sources from {settings.paths.sources} ({n_skipped} files skipped)"
-    )
-    await generate_flow(settings, read_sources(settings), reporter)
+    where = escape(str(settings.paths.sources))  # a path, not markup
+    reporter.line(f"ingested {n_sources} sources from {where} ({n_skipped} files skipped)")
+    loop = await generate_flow(settings, read_sources(settings), reporter)
     recipes.write_snapshot(settings)
-    result = accept_task(settings, git_revision())
+    result = accept_task(settings, git_revision(), loop.calls)
     validate_task(settings)
     export_task(settings)
     result["skipped_files"] = n_skipped

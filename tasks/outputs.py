@@ -124,8 +124,13 @@ def gate_of(row_gate: str) -> Gate:
     return Gate(**json.loads(row_gate))
 
 
-def finalize(settings: Settings, git_rev: str) -> dict[str, Any]:
-    """Read the loop's tables, write ``rounds``, ``accepted`` and ``metrics/generate.json``."""
+def finalize(
+    settings: Settings, git_rev: str, calls: dict[str, dict[str, int]] | None = None
+) -> dict[str, Any]:
+    """Read the loop's tables, write ``rounds``, ``accepted`` and ``metrics/generate.json``.
+
+    ``calls``: this run's call counts per role; None reads ``calls.json`` (the generate stage's).
+    """
     paths = settings.paths
     read = {
         name: read_or_empty(paths.interim / f"{name}.parquet", schema, name)
@@ -143,8 +148,9 @@ def finalize(settings: Settings, git_rev: str) -> dict[str, Any]:
     models = {role: settings.models.role(role).model for role in ROLES}
     lineage = lineage_columns(models, prompts.prompt_hash(), git_rev)
     accepted = accepted_rows(rounds, read["challenges"], sources, lineage)
-    calls_file = paths.interim / "calls.json"
-    calls = json.loads(calls_file.read_text()) if calls_file.exists() else {}
+    if calls is None:
+        calls_file = paths.interim / "calls.json"
+        calls = json.loads(calls_file.read_text()) if calls_file.exists() else {}
     result = metrics(rounds, accepted, sources.height, calls, read["rollouts"])
     killpoint("finalize:before-write")
     write_parquet(rounds, paths.rounds_table)

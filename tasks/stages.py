@@ -38,21 +38,25 @@ async def generate(settings: Settings, reporter: Reporter) -> dict[str, int]:
     """Run the round loop over the sources table; write the loop tables and a recipe snapshot."""
     from flows.generate import generate_flow
 
-    frames = await generate_flow(settings, read_sources(settings), reporter)
+    loop = await generate_flow(settings, read_sources(settings), reporter)
     recipes.write_snapshot(settings)
-    calls = json.loads((settings.paths.interim / "calls.json").read_text())
     return {
-        "candidates": frames["challenges"].height,
-        "rounds": int(frames["loop_rounds"]["round"].max() or 0),  # type: ignore[arg-type]
-        "http_requests": sum(c.get("calls", 0) for c in calls.values()),
+        "candidates": loop["challenges"].height,
+        "rounds": int(loop["loop_rounds"]["round"].max() or 0),  # type: ignore[arg-type]
+        "http_requests": sum(c.get("calls", 0) for c in loop.calls.values()),
     }
 
 
-def accept(settings: Settings, git_rev: str) -> dict[str, Any]:
-    """Recompute decisions under the current gate (no LLM call) and record the recipes."""
+def accept(
+    settings: Settings, git_rev: str, calls: dict[str, dict[str, int]] | None = None
+) -> dict[str, Any]:
+    """Recompute decisions under the current gate (no LLM call) and record the recipes.
+
+    ``calls``: the run's own call counts per role (``autodata run``); None reads those the
+    generate stage wrote (``autodata stage accept``)."""
     from tasks.outputs import finalize
 
-    result = finalize(settings, git_rev)
+    result = finalize(settings, git_rev, calls)
     recipes.record_recipe(settings, recipes.registry_path(settings.paths), git_rev)
     return result
 
@@ -112,6 +116,8 @@ def export_task(settings: Settings) -> dict[str, Any]:
 
 
 @task(name="accept", cache_policy=NO_CACHE)
-def accept_task(settings: Settings, git_rev: str) -> dict[str, Any]:
+def accept_task(
+    settings: Settings, git_rev: str, calls: dict[str, dict[str, int]] | None = None
+) -> dict[str, Any]:
     """Prefect wrapper of :func:`accept`."""
-    return accept(settings, git_rev)
+    return accept(settings, git_rev, calls)
