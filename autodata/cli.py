@@ -9,11 +9,13 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from autodata import env
 from autodata.cli_bench import bench_app
-from autodata.cli_common import console, fail, settings_of
+from autodata.cli_common import console, fail, say, settings_of
+from autodata.cli_guard import guarded
 from autodata.cli_lineage import lineage, recipes
 from autodata.cli_schedule import schedule
 from autodata.cli_stage import ingest, stage_app
@@ -65,12 +67,13 @@ def run(
     logfilter.install()
     try:
         settings = settings_of(ctx)
-        metrics: dict[str, Any] = asyncio.run(run_flow(settings, Reporter(console, quiet), strict))
+        with guarded(settings, flows=True) as stop:
+            metrics: dict[str, Any] = stop.run(run_flow(settings, Reporter(console, quiet), strict))
     except AutodataError as exc:
         fail(exc)
     summary.render(metrics, Console(), _uses_embedded(settings))
     paths = settings.paths
-    console.print(
+    say(
         f"wrote {paths.rounds_table}, {paths.accepted_table}, {paths.generate_metrics}, "
         f"{paths.validation_metrics}; exported to {paths.export}"
     )
@@ -82,13 +85,13 @@ def models_check(ctx: typer.Context) -> None:
     from autodata.llm.backends import check_models
 
     try:
-        checks = asyncio.run(check_models(settings_of(ctx), announce=console.print))
+        checks = asyncio.run(check_models(settings_of(ctx), announce=say))
     except AutodataError as exc:
         fail(exc)
     table = Table("role", "backend", "model", "latency", "status", title="models check")
     for c in checks:
         latency = f"{c.latency_s:.2f}s" if c.latency_s is not None else "-"
-        status = "[green]OK[/]" if c.ok else f"[red]FAIL[/] {c.detail}"
+        status = "[green]OK[/]" if c.ok else f"[red]FAIL[/] {escape(c.detail)}"  # a server's text
         table.add_row(c.role, c.backend, c.model, latency, status)
     Console().print(table)
     if not all(c.ok for c in checks):
@@ -118,7 +121,7 @@ def models_prepare(
     except AutodataError as exc:
         fail(exc)
     for name, where in ready:
-        console.print(f"{name}: {where}")
+        say(f"{name}: {where}")
     if not ready:
         console.print("no role uses an embedded model: nothing to prepare")
 

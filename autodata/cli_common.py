@@ -6,6 +6,7 @@ from typing import NoReturn
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from autodata.errors import AutodataError
 from autodata.settings import Settings, load_settings
@@ -19,11 +20,13 @@ def settings_of(ctx: typer.Context) -> Settings:
 
 
 def say(text: str) -> None:
-    """One status line on stderr, never wrapped (DVC logs are read as lines)."""
-    console.print(text, highlight=False, soft_wrap=True)
+    """One status line on stderr, never wrapped (DVC logs are read as lines); its text is
+    printed as it is (paths and names may hold brackets rich would read as markup)."""
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 def fail(exc: AutodataError) -> NoReturn:
-    """Print ``exc`` as one line and exit with its code."""
-    console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    """Print ``exc`` as one line and exit with its code. The message is never read as markup:
+    it may quote a file, a server or a model."""
+    console.print(Text.assemble(("error:", "red"), f" {exc}"), highlight=False, soft_wrap=True)
     raise typer.Exit(exc.exit_code)

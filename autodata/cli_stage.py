@@ -7,12 +7,12 @@ non-zero exit, which stops ``dvc repro`` at that stage.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 import typer
 
 from autodata.cli_common import console, fail, say, settings_of
+from autodata.cli_guard import guarded
 from autodata.errors import AutodataError
 
 stage_app = typer.Typer(
@@ -33,7 +33,8 @@ def ingest(
 
     try:
         settings = settings_of(ctx)
-        n, skipped = ingest_to_files(settings.paths, settings.ingest, strict=strict)
+        with guarded(settings):
+            n, skipped = ingest_to_files(settings.paths, settings.ingest, strict=strict)
     except AutodataError as exc:
         fail(exc)
     for line in skipped_lines(settings.paths):
@@ -54,7 +55,8 @@ def generate(
     logfilter.install()  # the loop is a Prefect flow: keep its tracebacks of our errors off
     try:
         settings = settings_of(ctx)
-        out = asyncio.run(stages.generate(settings, Reporter(console, quiet)))
+        with guarded(settings, flows=True) as stop:
+            out = stop.run(stages.generate(settings, Reporter(console, quiet)))
     except AutodataError as exc:
         fail(exc)
     say(
@@ -71,7 +73,8 @@ def accept(ctx: typer.Context) -> None:
 
     try:
         settings = settings_of(ctx)
-        result = stages.accept(settings, git_revision())
+        with guarded(settings):
+            result = stages.accept(settings, git_revision())
     except AutodataError as exc:
         fail(exc)
     paths = settings.paths
@@ -89,7 +92,8 @@ def validate(ctx: typer.Context) -> None:
 
     try:
         settings = settings_of(ctx)
-        report = stages.validate(settings)
+        with guarded(settings):
+            report = stages.validate(settings)
         raise_if_failed(report)
     except AutodataError as exc:
         fail(exc)
@@ -108,7 +112,8 @@ def export(ctx: typer.Context) -> None:
 
     try:
         settings = settings_of(ctx)
-        out = stages.export(settings)
+        with guarded(settings):
+            out = stages.export(settings)
     except AutodataError as exc:
         fail(exc)
     say(f"export: {out['sft_rows']} rows → {settings.paths.export}; plots → {settings.paths.plots}")

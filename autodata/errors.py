@@ -49,3 +49,13 @@ class ValidationFailed(AutodataError):
 
 class StorageError(AutodataError):
     """A dataset could not be written (disk full, permissions); nothing half-written is left."""
+
+
+class OrchestratorError(AutodataError):
+    """The Prefect API cannot be used: the temporary server would not start, or is unreachable."""
+
+    exit_code = 3
+
+
+class ProjectBusy(AutodataError):
+    """Another autodata run holds this project's run lock (one run per project at a time)."""

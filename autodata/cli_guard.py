@@ -1,0 +1,68 @@
+"""What every command that writes the project's data runs inside (``autodata run`` and the
+``autodata stage`` commands DVC calls):
+
+1. the project's run lock (:mod:`autodata.runlock`): a second run stops with one line naming
+   the holder, and what a killed run left behind (temporary files) is removed;
+2. SIGINT / SIGTERM handling (:mod:`autodata.stopping`): the run stops within seconds with one
+   line saying what was kept and how to resume, exit code 130 / 143;
+3. for the commands that run Prefect flows, the Prefect API (:mod:`autodata.prefect_api`): a
+   temporary server that dies with the run, unless one is configured.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+
+import typer
+
+from autodata.cli_common import console
+from autodata.prefect_api import prefect_api
+from autodata.runlock import project_lock, remove_leftovers
+from autodata.settings import Paths, Settings
+from autodata.stopping import StopOnSignal, Stopping, exit_code, signal_name
+
+
+def command_line() -> str:
+    """How the user started this process, e.g. ``autodata run --quiet``."""
+    return " ".join(["autodata", *sys.argv[1:]])
+
+
+def stop_line(paths: Paths, command: str, signum: int) -> str:
+    """The one line a stopped run prints: what was kept, how to resume."""
+    return (
+        f"{signal_name(signum)} received, run stopped. Kept: every finished stage "
+        f"({paths.interim}) and every completed model call ({paths.cache}); nothing "
+        f"half-written. Rerun `{command}` to resume: completed calls come from the cache."
+    )
+
+
+def _say_stopped(line: str) -> None:
+    console.print(f"stopped: {line}", markup=False, highlight=False, soft_wrap=True)
+
+
+@contextmanager
+def guarded(settings: Settings, *, flows: bool = False) -> Iterator[StopOnSignal]:
+    """Run the block under the lock and the stop handling (module docstring). ``flows``: the
+    block runs Prefect flows and needs the API. An event loop must be run with the yielded
+    ``StopOnSignal.run`` (a signal cancels it), not ``asyncio.run``."""
+    paths, command = settings.paths, command_line()
+    stop = StopOnSignal(lambda signum: stop_line(paths, command, signum), _say_stopped)
+    try:
+        with ExitStack() as stack:
+            stack.enter_context(project_lock(paths, command))
+            remove_leftovers(paths)
+            stack.enter_context(stop)
+            stop.on_hard_stop(lambda: remove_leftovers(paths))
+            if flows:
+                log = paths.logs / "prefect-server.log"
+                stack.enter_context(prefect_api(log, stop.on_hard_stop))
+            yield stop
+            if stop.signum is not None:  # it came as the work ended
+                raise Stopping
+    except BaseException:
+        if stop.signum is None:
+            raise
+        stop.say_once()
+        raise typer.Exit(exit_code(stop.signum)) from None
