@@ -53,7 +53,11 @@ class RoleModel(_Section):
 
     backend: Literal["vllm", "openai"] = "vllm"
     model: str = EMBEDDED_MODEL
-    base_url: str | None = Field(None, description="for backend=openai: e.g. http://host:8000/v1")
+    base_url: str | list[str] | None = Field(
+        None,
+        description="for backend=openai: e.g. http://host:8000/v1, or a list of such URLs (one "
+        "per server serving the model: calls are balanced across them, autodata/llm/balance.py)",
+    )
     api_key: SecretStr | None = Field(None, description="environment only")
     temperature: float = Field(0.7, ge=0.0, le=2.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
@@ -90,6 +94,25 @@ class RoleModel(_Section):
     rate_limit_wait_s: float = Field(
         600.0, gt=0, le=86400, description="longest a call waits out HTTP 429s before failing"
     )
+
+    @field_validator("base_url")
+    @classmethod
+    def _one_or_more_urls(cls, value: str | list[str] | None) -> str | list[str] | None:
+        """A list names each endpoint once; a list of one is that URL."""
+        if not isinstance(value, list):
+            return value
+        if not value or not all(url.strip() for url in value):
+            raise ValueError("a list of URLs must name at least one, and none empty")
+        if len({url.strip().rstrip("/") for url in value}) < len(value):
+            raise ValueError("names the same URL twice; list each endpoint once")
+        return value[0] if len(value) == 1 else value
+
+    @property
+    def base_urls(self) -> list[str]:
+        """Every endpoint of the role (none for a managed server)."""
+        if self.base_url is None:
+            return []
+        return [self.base_url] if isinstance(self.base_url, str) else list(self.base_url)
 
     @model_validator(mode="after")
     def _openai_needs_url(self) -> RoleModel:

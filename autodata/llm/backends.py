@@ -1,6 +1,7 @@
-"""Backends chosen by name: ``openai`` (an external URL) or ``vllm`` (a managed local server).
+"""Backends chosen by name: ``openai`` (external URLs) or ``vllm`` (a managed local server).
 
 Both end in the same :class:`OpenAIChatClient`; roles naming the same model share one server.
+A role with several URLs gets one client per URL behind a :class:`BalancedClient` (``balance.py``).
 """
 
 from __future__ import annotations
@@ -13,24 +14,26 @@ from dataclasses import dataclass
 from pydantic import BaseModel, Field
 
 from autodata.errors import AutodataError
+from autodata.llm.balance import BalancedClient
 from autodata.llm.cache import CallCache
 from autodata.llm.client import ChatRequest, OpenAIChatClient, WireOptions
-from autodata.llm.preflight import preflight
+from autodata.llm.preflight import RoleClient, preflight
 from autodata.llm.vllm_server import ServerRegistry
 from autodata.settings import ROLES, RoleModel, Settings
 
 
-async def _endpoint(
+async def _endpoints(
     spec: RoleModel, registry: ServerRegistry, announce: Callable[[str], None]
-) -> tuple[str, str]:
+) -> tuple[list[str], str]:
     if spec.backend == "openai":
-        assert spec.base_url is not None  # enforced by RoleModel
-        return spec.base_url, spec.model
+        assert spec.base_urls  # enforced by RoleModel
+        return spec.base_urls, spec.model
     if spec.model not in registry.servers():
         announce(f"starting a vLLM server for {spec.model} (30-120 s on CPU) ...")
     # Deliberately blocking, on the flow's main thread: the server's parent-death signal and the
     # registry's SIGINT/SIGTERM handlers only apply when started from the main thread.
-    return registry.url_for(spec.model)
+    base_url, served = registry.url_for(spec.model)
+    return [base_url], served
 
 
 def wire_options(spec: RoleModel) -> WireOptions:
@@ -51,28 +54,36 @@ async def make_client(
     registry: ServerRegistry,
     cache: CallCache | None,
     announce: Callable[[str], None] = lambda _: None,
-) -> OpenAIChatClient:
-    """Reach (or start) the role's server and return its client."""
-    base_url, served = await _endpoint(spec, registry, announce)
+) -> RoleClient:
+    """Reach (or start) the role's server(s) and return its client: one per URL, balanced when
+    there are several (``max_concurrency`` applies per endpoint)."""
+    base_urls, served = await _endpoints(spec, registry, announce)
+    api_key = spec.api_key.get_secret_value() if spec.api_key else None
 
     def revive() -> None:  # a managed server that died is restarted once, then calls go on
         if registry.revive(spec.model):
             announce(f"the vLLM server for {spec.model} died; restarted it (once per run)")
 
-    return OpenAIChatClient(
-        base_url,
-        served,
-        api_key=spec.api_key.get_secret_value() if spec.api_key else None,
-        max_concurrency=spec.max_concurrency,
-        timeout_s=spec.timeout_s,
-        max_retries=spec.max_retries,
-        max_resamples=spec.max_resamples,
-        cache=cache,
-        options=wire_options(spec),
-        rate_limit_wait_s=spec.rate_limit_wait_s,
-        role=role,
-        revive=revive if spec.backend == "vllm" else None,
-    )
+    clients = [
+        OpenAIChatClient(
+            base_url,
+            served,
+            api_key=api_key,
+            max_concurrency=spec.max_concurrency,
+            timeout_s=spec.timeout_s,
+            max_retries=spec.max_retries,
+            max_resamples=spec.max_resamples,
+            cache=cache,
+            options=wire_options(spec),
+            rate_limit_wait_s=spec.rate_limit_wait_s,
+            role=role,
+            revive=revive if spec.backend == "vllm" else None,
+        )
+        for base_url in base_urls
+    ]
+    if len(clients) == 1:
+        return clients[0]
+    return BalancedClient(clients, role=role, api_key=api_key, announce=announce)
 
 
 @asynccontextmanager
@@ -83,19 +94,20 @@ async def open_clients(
     use_cache: bool = True,
     announce: Callable[[str], None] = lambda _: None,
     probe: bool = True,
-) -> AsyncIterator[dict[str, OpenAIChatClient]]:
+) -> AsyncIterator[dict[str, RoleClient]]:
     """Clients for ``roles``; managed servers are started once and always stopped on exit.
 
-    ``probe``: first check every endpoint (reachable, key, model), raising BackendError."""
+    ``probe``: first check every endpoint (reachable, key, model), raising BackendError; one
+    dead endpoint of several is announced and left out until it recovers."""
     cache = CallCache(settings.paths.cache) if use_cache else None
-    clients: dict[str, OpenAIChatClient] = {}
+    clients: dict[str, RoleClient] = {}
     with ServerRegistry(settings.vllm, settings.paths) as registry:
         try:
             for role in roles:
                 spec = settings.models.role(role)
                 clients[role] = await make_client(role, spec, registry, cache, announce)
             if probe:
-                await preflight(settings, clients)
+                await preflight(settings, clients, announce)
             yield clients
         finally:
             for client in clients.values():
@@ -121,7 +133,7 @@ class RoleCheck:
     detail: str
 
 
-async def check_role(role: str, client: OpenAIChatClient, backend: str) -> RoleCheck:
+async def check_role(role: str, client: RoleClient, backend: str) -> RoleCheck:
     """One JSON-schema round trip, uncached, timed."""
     request = ChatRequest.of(
         "Reply with JSON only.",

@@ -3,34 +3,86 @@ serve the model? Each of these would otherwise surface as hundreds of failed cal
 ``infra_error``) and an empty dataset; here it is one :class:`BackendError` naming the role, the
 URL and the fix. One ``GET {base_url}/models`` per distinct endpoint (vLLM, SGLang, llama.cpp
 and OpenAI all serve it); a server without that route is given the benefit of the doubt.
+A role with several endpoints runs while one of them answers: each dead one is a warning line
+and is left out until it recovers (``balance.py``); a wrong key or model on any is still fatal.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping
 
 import httpx
 
 from autodata.errors import BackendError
+from autodata.llm.balance import BalancedClient
 from autodata.llm.client import OpenAIChatClient
 from autodata.settings import Settings
 
 TRIES = 3  # connection attempts, RETRY_S apart: a server that is just restarting gets a moment
 RETRY_S = 1.0
 TIMEOUT_S = 10.0
+RoleClient = OpenAIChatClient | BalancedClient
+_log = logging.getLogger(__name__)
 
 
-async def preflight(settings: Settings, clients: Mapping[str, OpenAIChatClient]) -> None:
-    """Raise :class:`BackendError` for the first role whose endpoint cannot serve it."""
-    seen: set[tuple[str, str, str | None]] = set()
+class Unreachable(BackendError):
+    """No HTTP answer from an endpoint; ``cause`` names the transport error."""
+
+    def __init__(self, message: str, cause: str) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
+async def preflight(
+    settings: Settings,
+    clients: Mapping[str, RoleClient],
+    announce: Callable[[str], None] = _log.warning,
+) -> None:
+    """Raise :class:`BackendError` for the first role whose endpoints cannot serve it."""
+    verdicts: dict[tuple[str, str, str | None], Unreachable | None] = {}
     async with httpx.AsyncClient(timeout=TIMEOUT_S) as http:
         for role, client in clients.items():
             secret = settings.models.role(role).api_key
             key = secret.get_secret_value() if secret else None
-            if (client.base_url, client.model, key) not in seen:
-                seen.add((client.base_url, client.model, key))
-                await probe(http, role, client.base_url, client.model, key)
+            urls = client.urls if isinstance(client, BalancedClient) else [client.base_url]
+            for url in urls:
+                if (url, client.model, key) not in verdicts:
+                    verdicts[url, client.model, key] = await _verdict(http, role, url, client, key)
+            dead = {url: v for url in urls if (v := verdicts[url, client.model, key]) is not None}
+            if dead and isinstance(client, BalancedClient):
+                _leave_out(role, client, dead, announce)
+            elif dead:
+                raise next(iter(dead.values()))
+
+
+async def _verdict(
+    http: httpx.AsyncClient, role: str, url: str, client: RoleClient, key: str | None
+) -> Unreachable | None:
+    try:
+        await probe(http, role, url, client.model, key)
+    except Unreachable as exc:
+        return exc
+    return None
+
+
+def _leave_out(
+    role: str, client: BalancedClient, dead: dict[str, Unreachable], announce: Callable[[str], None]
+) -> None:
+    """Mark the dead endpoints down (with a warning each) or, if none is left, stop the run."""
+    live = len(client.urls) - len(dead)
+    if not live:
+        raise BackendError(
+            f"{role}: cannot reach any of its {len(dead)} endpoints ({', '.join(dead)}); start "
+            f"the servers or fix models.{role}.base_url (AUTODATA_MODELS__{role.upper()}__BASE_URL)"
+        )
+    for url, exc in dead.items():
+        announce(
+            f"warning: {role}: cannot reach {url} ({exc.cause}); its calls go to the other "
+            f"{live} endpoint(s) until it answers again"
+        )
+        client.mark_down(url, exc.cause)
 
 
 async def probe(
@@ -66,10 +118,12 @@ async def _get_models(
             return await http.get(f"{base_url}/models", headers=headers)
         except httpx.TransportError as exc:
             if attempt == TRIES:
-                raise BackendError(
-                    f"{role}: cannot reach {base_url} ({type(exc).__name__} after {TRIES} tries); "
+                cause = f"{type(exc).__name__} after {TRIES} tries"
+                raise Unreachable(
+                    f"{role}: cannot reach {base_url} ({cause}); "
                     f"start the server or fix models.{role}.base_url (AUTODATA_MODELS__"
-                    f"{role.upper()}__BASE_URL)"
+                    f"{role.upper()}__BASE_URL)",
+                    cause,
                 ) from None
             await asyncio.sleep(RETRY_S)
     raise AssertionError("unreachable")
