@@ -19,7 +19,7 @@ from autodata.cli_guard import guarded
 from autodata.cli_lineage import lineage, recipes
 from autodata.cli_schedule import schedule
 from autodata.cli_stage import ingest, stage_app
-from autodata.errors import AutodataError
+from autodata.errors import AutodataError, ValidationFailed
 from autodata.settings import EMBEDDED_MODEL, ROLES, Settings
 
 env.configure()
@@ -70,7 +70,11 @@ def run(
         with guarded(settings, flows=True) as stop:
             metrics: dict[str, Any] = stop.run(run_flow(settings, Reporter(console, quiet), strict))
     except AutodataError as exc:
-        fail(exc)
+        failed_run = isinstance(exc, ValidationFailed)  # settings are loaded: name the cause
+        fail(
+            exc,
+            summary.cause_of_failed_run(settings.paths.generate_metrics) if failed_run else None,
+        )
     summary.render(metrics, Console(), _uses_embedded(settings))
     paths = settings.paths
     say(
@@ -91,7 +95,8 @@ def models_check(ctx: typer.Context) -> None:
     table = Table("role", "backend", "model", "latency", "status", title="models check")
     for c in checks:
         latency = f"{c.latency_s:.2f}s" if c.latency_s is not None else "-"
-        status = "[green]OK[/]" if c.ok else f"[red]FAIL[/] {escape(c.detail)}"  # a server's text
+        # the detail quotes a server's text: never markup; it carries the reply's excerpt and notes
+        status = f"[green]OK[/] {escape(c.detail)}" if c.ok else f"[red]FAIL[/] {escape(c.detail)}"
         table.add_row(c.role, c.backend, c.model, latency, status)
     Console().print(table)
     if not all(c.ok for c in checks):

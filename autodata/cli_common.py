@@ -25,8 +25,10 @@ def say(text: str) -> None:
     console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
-def fail(exc: AutodataError) -> NoReturn:
-    """Print ``exc`` as one line and exit with its code. The message is never read as markup:
-    it may quote a file, a server or a model."""
+def fail(exc: AutodataError, cause: str | None = None) -> NoReturn:
+    """Print ``exc`` as one line (and, if given, the ``cause`` behind it as the last line) and
+    exit with its code. Neither is read as markup: they may quote a file, a server or a model."""
     console.print(Text.assemble(("error:", "red"), f" {exc}"), highlight=False, soft_wrap=True)
+    if cause:
+        console.print(Text(cause), highlight=False, soft_wrap=True)
     raise typer.Exit(exc.exit_code)

@@ -1,22 +1,64 @@
-"""The end-of-run summary: a table of decisions and costs, and, when nothing was accepted,
-a plain explanation of why and what to do."""
+"""The end-of-run summary: a table of decisions and costs, the causes of failed calls per role,
+and, when nothing was accepted, a plain explanation of why and what to do. When calls failed,
+the last line names the dominant cause, the role and the setting that fixes it."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 WHY = {
-    "judge_unreliable": "the judge could not tell the reference answer from a non-answer "
-    "(a small judge says 'yes' to everything)",
+    "judge_unreliable": "the judge could not tell the reference answer from a non-answer",
     "failed_quality": "the Challenger's items failed the quality verifier (leaks, malformed rubrics, invalid JSON)",
     "too_easy": "the weak solver already scored above the gate",
     "failed_strong": "the strong solver did not clear the gate, or the gap was too small",
     "suspicious_zero": "a weak answer scored 0, which points at a broken item",
-    "infra_error": "model calls failed (timeouts, server errors); they are retried, not counted as rejections",
+    "infra_error": "model calls failed or were cut at max_tokens; they are retried, not counted as rejections",
 }
+# Causes of failed attempts (CallStats.causes) → what it means, and the fix for role ``{r}``.
+CAUSES = {
+    "http_429": ("HTTP 429 (rate limited)", "lower models.{r}.max_concurrency or raise models.{r}.rate_limit_wait_s"),
+    "timeout": ("timeouts", "raise models.{r}.timeout_s or lower models.{r}.max_concurrency"),
+    "connection": ("connection failures", "is the server up? check models.{r}.base_url"),
+    "bad_reply": ("malformed replies (not a usable chat.completion)", "run `autodata models check`; is models.{r}.base_url an OpenAI-compatible /v1 URL?"),
+    "truncated": ("replies cut at max_tokens", "raise models.{r}.max_tokens (a reasoning model: or models.{r}.thinking: off)"),
+    "invalid_output": ("unparseable or schema-breaking JSON", "use a stronger model for {r}, or see `autodata models check`"),
+}  # fmt: skip
+
+
+def cause_counts(per_role: dict[str, Any]) -> list[tuple[str, str, int]]:
+    """(role, cause, count) for every failed attempt and truncated reply, largest first."""
+    rows = [
+        (role, cause, int(n))
+        for role, stats in per_role.items()
+        for cause, n in (stats.get("causes") or {}).items()
+        if n
+    ]
+    return sorted(rows, key=lambda r: (-r[2], r[0], r[1]))
+
+
+def cause_label(cause: str) -> str:
+    """What a cause means: ``http_503`` → 'HTTP 503 (server error)'."""
+    if cause in CAUSES:
+        return CAUSES[cause][0]
+    if cause.startswith("http_5"):
+        return f"HTTP {cause[5:]} (server error)"
+    return cause
+
+
+def dominant_cause(per_role: dict[str, Any]) -> str | None:
+    """One line: the most frequent cause of failed calls, its role and the fix; None if none."""
+    counts = cause_counts(per_role)
+    if not counts:
+        return None
+    role, cause, n = counts[0]
+    fix = CAUSES.get(cause, ("", "check the server's logs for role {r}"))[1].format(r=role)
+    return f"main cause of failed or retried calls: {role}: {n} × {cause_label(cause)} — {fix}"
 
 
 def render(metrics: dict[str, Any], console: Console, embedded: bool) -> None:
@@ -39,6 +81,21 @@ def render(metrics: dict[str, Any], console: Console, embedded: bool) -> None:
     )
     if metrics["accepted"] == 0:
         console.print(explain_zero(metrics["decisions"], embedded))
+    render_causes(llm["per_role"], console)
+
+
+def render_causes(per_role: dict[str, Any], console: Console) -> None:
+    """A table of failed calls by role and cause, then the dominant cause as the last line."""
+    counts = cause_counts(per_role)
+    if not counts:
+        return
+    table = Table(title="failed or cut calls", show_header=True, header_style="bold")
+    for column in ("role", "cause", "times"):
+        table.add_column(column, justify="right" if column == "times" else "left")
+    for role, cause, n in counts:
+        table.add_row(role, cause_label(cause), str(n))
+    console.print(table)
+    console.print(escape(dominant_cause(per_role) or ""))
 
 
 def explain_zero(decisions: dict[str, int], embedded: bool) -> str:
@@ -57,3 +114,15 @@ def explain_zero(decisions: dict[str, int], embedded: bool) -> str:
             "(≥ 1–3B parameters): see README, 'Using real models'."
         )
     return text
+
+
+def cause_of_failed_run(generate_metrics: Path) -> str | None:
+    """After validation failed, the dominant cause of failed calls from the run's metrics
+    (written before validation), so the last line says e.g. 'HTTP 429', not only a share."""
+    if not generate_metrics.is_file():
+        return None
+    try:
+        per_role = json.loads(generate_metrics.read_text())["llm"]["per_role"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return dominant_cause(per_role)

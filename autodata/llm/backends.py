@@ -17,7 +17,9 @@ from autodata.errors import AutodataError
 from autodata.llm.balance import BalancedClient
 from autodata.llm.cache import CallCache
 from autodata.llm.client import ChatRequest, OpenAIChatClient, WireOptions
+from autodata.llm.diagnose import reply_notes
 from autodata.llm.preflight import RoleClient, preflight
+from autodata.llm.reply import normalise
 from autodata.llm.vllm_server import ServerRegistry
 from autodata.settings import ROLES, RoleModel, Settings
 
@@ -148,7 +150,9 @@ async def check_role(role: str, client: RoleClient, backend: str) -> RoleCheck:
     except AutodataError as exc:
         return RoleCheck(role, backend, client.model, None, False, str(exc))
     latency = time.perf_counter() - start
-    return RoleCheck(role, backend, client.model, latency, True, f"JSON ok: {result.texts[0][:60]}")
+    notes = reply_notes(result.raw, normalise(result.raw, json_expected=True), json_asked=True)
+    detail = "; ".join([f"JSON ok: {result.texts[0][:60]}", *notes])
+    return RoleCheck(role, backend, client.model, latency, True, detail)
 
 
 async def check_models(

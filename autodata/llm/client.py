@@ -85,6 +85,7 @@ class ChatResult:
     reasoning: list[str] = field(default_factory=list)
     finish_reasons: list[str] = field(default_factory=list)
     max_tokens: int = 0  # the budget the reply was produced with
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)  # the body as the server sent it
 
     def __post_init__(self) -> None:  # results built by hand (test doubles) read as plain stops
         self.reasoning += [""] * (len(self.texts) - len(self.reasoning))
@@ -221,10 +222,11 @@ class OpenAIChatClient:
             body = build_body(
                 request, self.model, request.seed + attempt * RESAMPLE_SEED_STRIDE, self._options
             )
-            reply, cached = await self._fetch(
+            raw, reply, cached = await self._fetch(
                 body, json_expected=request.response_model is not None
             )
             result = self._result(reply, cached, request.max_tokens)
+            result.raw = raw
             if request.response_model is None:
                 return result
             if result.truncated:  # a cut JSON object never validates; a new seed won't help
@@ -253,7 +255,9 @@ class OpenAIChatClient:
             fix += f" or turn thinking off (models.{self.role}.thinking: off)"
         return f"{self.role}: reply cut at max_tokens={result.max_tokens} ({what}); {fix}"
 
-    async def _fetch(self, body: dict[str, Any], *, json_expected: bool) -> tuple[Reply, bool]:
+    async def _fetch(
+        self, body: dict[str, Any], *, json_expected: bool
+    ) -> tuple[dict[str, Any], Reply, bool]:
         # One slot from the cache look-up through the first attempt: a stage that starts N calls
         # at once does their CPU work as slots free up, not all of it first while replies wait.
         async with self._limit:
@@ -262,7 +266,7 @@ class OpenAIChatClient:
                 try:
                     reply = self._checked(hit, json_expected)
                     self.stats.cache_hits += 1
-                    return reply, True
+                    return hit, reply, True
                 except Transient:  # stored by an older version without checks: fetch again
                     _log.debug("%s: ignoring a malformed cached reply", self.role)
             try:
@@ -277,7 +281,7 @@ class OpenAIChatClient:
         if self._cache is not None:  # committed before the reply is used (kill-anywhere)
             await self._cache.aput(key, raw)
         killpoint(f"llm:response:{self.role}")
-        return reply, False
+        return raw, reply, False
 
     async def _retry(
         self, body: dict[str, Any], failure: Transient, json_expected: bool

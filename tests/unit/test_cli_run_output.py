@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from autodata import summary
 from autodata.cli import app
-from autodata.llm.backends import _endpoint
+from autodata.llm.backends import _endpoints
 from autodata.settings import RoleModel
 
 
@@ -71,8 +71,40 @@ def test_a_managed_server_start_is_announced_once() -> None:
     registry, said = _Registry(), []
     spec = RoleModel(backend="vllm", model="embedded:smollm2-135m-instruct")
     for _ in range(2):
-        asyncio.run(_endpoint(spec, registry, said.append))  # type: ignore[arg-type]
+        asyncio.run(_endpoints(spec, registry, said.append))  # type: ignore[arg-type]
     assert len(said) == 1 and "starting a vLLM server" in said[0]
     external = RoleModel(backend="openai", base_url="http://x/v1", model="m")
-    assert asyncio.run(_endpoint(external, registry, said.append)) == ("http://x/v1", "m")  # type: ignore[arg-type]
+    assert asyncio.run(_endpoints(external, registry, said.append)) == (["http://x/v1"], "m")  # type: ignore[arg-type]
     assert len(said) == 1
+
+
+def test_the_summary_counts_causes_per_role_and_ends_with_the_dominant_one() -> None:
+    metrics = _metrics(0)
+    metrics["decisions"] = {"accepted": 0, "infra_error": 4}
+    metrics["llm"]["per_role"] = {
+        "judge": {"retries": 40, "causes": {"http_429": 40, "timeout": 2}},
+        "weak": {"retries": 0, "causes": {"truncated": 6}},
+    }
+    console = Console(record=True, width=200)
+    summary.render(metrics, console, embedded=False)
+    lines = console.export_text().strip().splitlines()
+    table = "\n".join(lines)
+    assert "HTTP 429 (rate limited)" in table and "replies cut at max_tokens" in table
+    assert lines[-1].startswith("main cause of failed or retried calls: judge: 40 × HTTP 429")
+    assert "models.judge.max_concurrency" in lines[-1]
+
+
+def test_without_failed_calls_there_is_no_cause_line() -> None:
+    console = Console(record=True, width=200)
+    summary.render(_metrics(2), console, embedded=False)
+    assert "main cause" not in console.export_text()
+
+
+def test_after_a_failed_validation_the_cause_comes_from_the_run_metrics(tmp_path: Path) -> None:
+    path = tmp_path / "generate.json"
+    assert summary.cause_of_failed_run(path) is None
+    path.write_text('{"llm": {"per_role": {"strong": {"causes": {"http_503": 5}}}}}')
+    assert summary.cause_of_failed_run(path) == (
+        "main cause of failed or retried calls: strong: 5 × HTTP 503 (server error) — "
+        "check the server's logs for role strong"
+    )
