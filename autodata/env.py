@@ -23,11 +23,16 @@ DEFAULTS = {
 }
 
 
+SET_HERE: set[str] = set()  # the DEFAULTS keys the user had not set (a child may drop them)
+
+
 def configure(project_root: Path | None = None) -> None:
     """Apply :data:`DEFAULTS` and put ``PREFECT_HOME`` under the project."""
     root = (project_root or Path.cwd()).resolve()
     for key, value in DEFAULTS.items():
-        os.environ.setdefault(key, value)
+        if key not in os.environ:
+            SET_HERE.add(key)
+            os.environ[key] = value
     os.environ.setdefault("PREFECT_HOME", str(root / ".prefect"))
 
 

@@ -199,6 +199,18 @@ class Validate(_Section):
     min_accepted: int = Field(0, ge=0, description="fail validation below this many accepted rows")
 
 
+class ServerOptions(_Section):
+    """How the managed vLLM server of one model is started, where it differs from the ``vllm``
+    block (unset = the block's value). Keyed by the model name roles use in ``models``."""
+
+    max_model_len: int | None = Field(None, ge=128)
+    tensor_parallel_size: int = Field(1, ge=1, le=64, description="GPUs per model replica")
+    data_parallel_size: int = Field(1, ge=1, le=64, description="model replicas in the server")
+    gpu_memory_utilization: float | None = Field(None, gt=0, le=1, description="GPU memory share")
+    kv_cache_gib: int | None = Field(None, ge=1, description="CPU build: KV cache size")
+    extra_args: list[str] | None = Field(None, description="replaces vllm.extra_args")
+
+
 class Vllm(_Section):
     """How managed vLLM servers are started (the environment is separate from the pipeline's)."""
 
@@ -209,6 +221,9 @@ class Vllm(_Section):
     startup_timeout_s: float = 300.0
     kv_cache_gib: int = Field(1, ge=1)
     extra_args: list[str] = Field(default_factory=lambda: ["--enforce-eager"])
+    models: dict[str, ServerOptions] = Field(
+        default_factory=dict, description="per-model server settings, by model name"
+    )
 
 
 class Paths(_Section):

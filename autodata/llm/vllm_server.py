@@ -27,19 +27,16 @@ from typing import IO, Any
 
 import httpx
 
-from autodata import children
+from autodata import children, env
 from autodata.errors import BackendError
 from autodata.llm.embedded import resolve_model
-from autodata.settings import Paths, Vllm
+from autodata.settings import Paths, ServerOptions, Vllm
 
 _REAPER = children.REAPER
 _STRUCTURED = {"backend": "guidance", "disable_any_whitespace": True}  # DESIGN §4
-_OFFLINE_ENV = {
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "VLLM_NO_USAGE_STATS": "1",
-    "DO_NOT_TRACK": "1",
-}
+_NO_TELEMETRY = {"VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
+_OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **_NO_TELEMETRY}
+_HUB_SWITCHES = {"HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"}  # ours are dropped for a hub id
 _STOP_GRACE_S = 10.0
 _POLL_S = 0.25
 _LOG_TAIL = 20
@@ -64,10 +61,18 @@ def log_tail(path: Path, lines: int = _LOG_TAIL) -> str:
 class VllmServer:
     """One vLLM OpenAI-compatible server process group, started and stopped by the pipeline."""
 
-    def __init__(self, model: str | Path, served_name: str, cfg: Vllm, log_path: Path) -> None:
+    def __init__(
+        self,
+        model: str | Path,
+        served_name: str,
+        cfg: Vllm,
+        log_path: Path,
+        options: ServerOptions | None = None,
+    ) -> None:
         self.model = str(model)
         self.served_name = served_name
         self.cfg = cfg
+        self.options = options or ServerOptions()
         self.log_path = log_path
         self.port = cfg.port or free_port(cfg.host)
         self._proc: subprocess.Popen[bytes] | None = None
@@ -86,22 +91,40 @@ class VllmServer:
 
     def command(self) -> list[str]:
         """The exact argv used to start the server."""
+        opt = self.options
         return [
             str(self.cfg.python.absolute()),
             *("-m", "vllm.entrypoints.openai.api_server"),
             *("--model", self.model, "--served-model-name", self.served_name),
             *("--host", self.cfg.host, "--port", str(self.port)),
-            *("--max-model-len", str(self.cfg.max_model_len)),
+            *("--max-model-len", str(opt.max_model_len or self.cfg.max_model_len)),
             *("--structured-outputs-config", json.dumps(_STRUCTURED)),
-            *self.cfg.extra_args,
+            *self._parallel_args(),
+            *(self.cfg.extra_args if opt.extra_args is None else opt.extra_args),
         ]
 
+    def _parallel_args(self) -> list[str]:
+        opt, args = self.options, []
+        if opt.tensor_parallel_size > 1:
+            args += ["--tensor-parallel-size", str(opt.tensor_parallel_size)]
+        if opt.data_parallel_size > 1:
+            args += ["--data-parallel-size", str(opt.data_parallel_size)]
+        if opt.gpu_memory_utilization is not None:
+            args += ["--gpu-memory-utilization", str(opt.gpu_memory_utilization)]
+        return args
+
     def environment(self) -> dict[str, str]:
-        """The server's environment: ours, plus KV-cache size and offline switches."""
+        """The server's environment: ours, the KV-cache size (CPU build) and no telemetry; the
+        hub is switched off for a local model directory only, so a hub id (e.g.
+        ``Qwen/Qwen3-8B``) downloads when the machine is online."""
+        local = Path(self.model).exists()
+        ours = {
+            k: v for k, v in os.environ.items() if local or k not in _HUB_SWITCHES & env.SET_HERE
+        }
         return {
-            **os.environ,
-            **_OFFLINE_ENV,
-            "VLLM_CPU_KVCACHE_SPACE": str(self.cfg.kv_cache_gib),
+            **ours,
+            **(_OFFLINE_ENV if local else _NO_TELEMETRY),
+            "VLLM_CPU_KVCACHE_SPACE": str(self.options.kv_cache_gib or self.cfg.kv_cache_gib),
         }
 
     def start(self) -> None:
@@ -285,7 +308,7 @@ class ServerRegistry:
         # A fixed port can serve only one model; the others take free ports.
         cfg = self.cfg if not self._servers else self.cfg.model_copy(update={"port": 0})
         log = self.paths.logs / f"vllm-{_slug(served)}.log"
-        server = VllmServer(path, served, cfg, log)
+        server = VllmServer(path, served, cfg, log, self.cfg.models.get(model))
         self._arm()
         server.start()
         self._servers[model] = server

@@ -18,12 +18,14 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+from pydantic import ValidationError
 
+from autodata import env
 from autodata.errors import BackendError
 from autodata.llm import vllm_server
 from autodata.llm.embedded import COMPLETE_MARKER, EMBEDDED_NAME, resolve_model
 from autodata.llm.vllm_server import ServerRegistry, VllmServer, free_port
-from autodata.settings import EMBEDDED_MODEL, Paths, Vllm
+from autodata.settings import EMBEDDED_MODEL, Paths, ServerOptions, Vllm
 
 FAKE_VLLM = f"""#!{sys.executable}
 import http.server, json, os, signal, subprocess, sys, time
@@ -114,6 +116,7 @@ def test_start_waits_for_health_and_serves_on_base_url(cfg: Vllm, tmp_path: Path
 
 
 def test_command_and_environment_carry_the_measured_flags(cfg: Vllm, tmp_path: Path):
+    (tmp_path / "model").mkdir()
     server = VllmServer(tmp_path / "model", "name", cfg, tmp_path / "s.log")
     cmd = server.command()
     assert cmd[1:3] == ["-m", "vllm.entrypoints.openai.api_server"]
@@ -129,6 +132,42 @@ def test_command_and_environment_carry_the_measured_flags(cfg: Vllm, tmp_path: P
     env = server.environment()
     assert env["VLLM_CPU_KVCACHE_SPACE"] == "2"
     assert env["HF_HUB_OFFLINE"] == "1" and env["VLLM_NO_USAGE_STATS"] == "1"
+
+
+def test_per_model_options_shape_that_model_s_server_only(cfg: Vllm, tmp_path: Path):
+    options = ServerOptions(
+        max_model_len=8192, tensor_parallel_size=2, data_parallel_size=4,
+        gpu_memory_utilization=0.85, kv_cache_gib=6, extra_args=["--enable-prefix-caching"],
+    )  # fmt: skip
+    cmd = VllmServer("Qwen/Qwen3-8B", "q", cfg, tmp_path / "s.log", options).command()
+    opts = dict(zip(cmd[3::2], cmd[4::2], strict=False))
+    assert opts["--max-model-len"] == "8192" and opts["--tensor-parallel-size"] == "2"
+    assert opts["--data-parallel-size"] == "4" and opts["--gpu-memory-utilization"] == "0.85"
+    assert cmd[-1] == "--enable-prefix-caching" and "--enforce-eager" not in cmd
+    plain = VllmServer("Qwen/Qwen3-8B", "q", cfg, tmp_path / "s.log").command()
+    assert "--tensor-parallel-size" not in plain and plain[-1] == "--enforce-eager"
+    env = VllmServer("Qwen/Qwen3-8B", "q", cfg, tmp_path / "s.log", options).environment()
+    assert env["VLLM_CPU_KVCACHE_SPACE"] == "6"
+
+
+def test_a_hub_id_may_download_but_a_local_directory_stays_offline(
+    cfg: Vllm, tmp_path: Path, monkeypatch
+):
+    monkeypatch.setattr(
+        env, "SET_HERE", {"HF_HUB_OFFLINE"}
+    )  # the pipeline's default, not the user's
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    hub = VllmServer("Qwen/Qwen3-8B", "q", cfg, tmp_path / "s.log").environment()
+    assert hub.get("HF_HUB_OFFLINE") != "1" and hub["VLLM_NO_USAGE_STATS"] == "1"
+    local = VllmServer(tmp_path, "q", cfg, tmp_path / "s.log").environment()
+    assert local["HF_HUB_OFFLINE"] == "1"
+
+
+def test_settings_carry_per_model_server_options() -> None:
+    vllm = Vllm(models={"Qwen/Qwen3-8B": {"tensor_parallel_size": 2}})
+    assert vllm.models["Qwen/Qwen3-8B"].tensor_parallel_size == 2
+    with pytest.raises(ValidationError):
+        Vllm(models={"m": {"tensor_parallel_sise": 2}})
 
 
 def test_startup_failure_reports_log_tail(cfg: Vllm, tmp_path: Path, monkeypatch):
