@@ -98,6 +98,11 @@ async def probe(
         )
     if resp.status_code != 200:
         return  # no model listing here: the calls themselves will tell
+    if _is_web_page(resp):
+        raise BackendError(
+            f"{role}: {base_url} answers with a web page, not an OpenAI-compatible API; set "
+            f"models.{role}.base_url to the server's API root (it usually ends in /v1)"
+        )
     try:
         served = sorted(str(card["id"]) for card in resp.json()["data"])
     except (ValueError, KeyError, TypeError):
@@ -127,3 +132,11 @@ async def _get_models(
                 ) from None
             await asyncio.sleep(RETRY_S)
     raise AssertionError("unreachable")
+
+
+def _is_web_page(resp: httpx.Response) -> bool:
+    """An HTML answer to ``GET /models``: a login page, a proxy's index, a docs site."""
+    head = resp.content[:200].lstrip().lower()
+    return "text/html" in resp.headers.get("content-type", "") or head.startswith(
+        (b"<!doctype", b"<html")
+    )
