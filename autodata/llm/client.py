@@ -207,13 +207,14 @@ class OpenAIChatClient:
         if result.truncated and request.retry_max_tokens > request.max_tokens:
             self.stats.retries += 1
             result = await self._resampled(replace(request, max_tokens=request.retry_max_tokens))
-        if result.truncated:
+        if not result.truncated:
+            return result
+        if not any(t.strip() for t in result.texts):
             self.stats.causes["truncated"] += 1
-            if not any(t.strip() for t in result.texts):
-                self.stats.failures += 1
-                raise CallError(
-                    "truncated", self._cut_message(result, "the reply was all reasoning")
-                )
+            self.stats.failures += 1
+            raise CallError("truncated", self._cut_message(result, "the reply was all reasoning"))
+        if request.retry_max_tokens:  # a cut answer the caller cannot use (a judge's verdict is
+            self.stats.causes["truncated"] += 1  # in its first words: its cuts are no cause)
         return result
 
     async def _resampled(self, request: ChatRequest) -> ChatResult:

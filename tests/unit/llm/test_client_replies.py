@@ -307,3 +307,11 @@ async def test_extra_body_is_sent_and_keyed(scripted, client, tmp_path):
 def test_schema_json_is_valid():
     body = build_body(_ask(response_model=Out), "m", 0, WireOptions())
     assert json.loads(json.dumps(body))["response_format"]["type"] == "json_schema"
+
+
+async def test_a_judge_verdict_cut_after_its_first_words_is_used_and_no_cause(scripted, client):
+    srv = scripted(lambda body: Reply(text="Yes, the answer", finish_reason="length"))
+    c = client(srv, role="judge")
+    result = await c.chat(_ask(max_tokens=4))
+    assert result.texts == ["Yes, the answer"] and result.truncated
+    assert c.stats.causes == {}
