@@ -28,6 +28,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from autodata.errors import ConfigError
 
 ROLES = ("challenger", "verifier", "weak", "strong", "judge")
+OPTIMIZER_ROLES = ("analyzer", "editor")  # meta-optimization only: `autodata run` never starts them
 EMBEDDED_MODEL = "embedded:smollm2-135m-instruct"
 MAX_S = 86400.0  # the longest duration a setting may name: a day
 THINKING_MAX_TOKENS = 4096  # default budget of a role with thinking on (max_tokens unset)
@@ -141,6 +142,8 @@ class Models(_Section):
     weak: RoleModel = RoleModel(temperature=0.7, max_tokens=256, timeout_s=300)
     strong: RoleModel = RoleModel(temperature=0.7, max_tokens=256, privileged=True, timeout_s=300)
     judge: RoleModel = RoleModel(temperature=0.0, max_tokens=4)
+    analyzer: RoleModel = RoleModel(temperature=0.3, max_tokens=512, timeout_s=600)
+    editor: RoleModel = RoleModel(temperature=0.7, max_tokens=768, timeout_s=600)
 
     def role(self, name: str) -> RoleModel:
         return getattr(self, name)
@@ -167,6 +170,43 @@ class Gate(_Section):
         if self.weak_mean_max > self.weak_max_max:
             raise ValueError("weak_mean_max must not exceed weak_max_max")
         return self
+
+
+class Prompts(_Section):
+    """Replacement text of the challenger-side templates (``autodata/prompts/<name>.md``, same
+    ``$name`` placeholders); null = the packaged file. ``autodata optimize promote`` writes it."""
+
+    challenger_system: str | None = None
+    challenger_user: str | None = None
+    challenger_example_user: str | None = None
+    challenger_example_assistant: str | None = None
+    feedback: str | None = None
+    verifier_system: str | None = None
+    verifier_user: str | None = None
+
+    def overrides(self) -> dict[str, str]:
+        """The templates this recipe replaces, by name."""
+        return {name: text for name, text in self.model_dump().items() if text is not None}
+
+
+class Optimize(_Section):
+    """Meta-optimization of the challenger side (docs/optimize.md). Budgets: null = no limit."""
+
+    iterations: int = Field(20, ge=0, le=100000)
+    temperature: float = Field(0.1, gt=0, le=100, description="Boltzmann T: P ∝ exp(score/T)")
+    seed: int = 0
+    validation_share: float = Field(0.34, gt=0, lt=1, description="share of sources held out")
+    minibatch: int = Field(8, ge=1, description="training sources per parent run")
+    repeats: int = Field(1, ge=1, le=20, description="validation evaluations per variant, averaged")
+    max_rounds: int = Field(2, ge=1, le=100, description="rounds per source in optimizer runs")
+    max_calls: int | None = Field(None, ge=1, description="model calls in total")
+    max_tokens: int | None = Field(None, ge=1, description="tokens (in + out) in total")
+    iteration_calls: int | None = Field(None, ge=1, description="model calls per iteration")
+    iteration_tokens: int | None = Field(None, ge=1, description="tokens per iteration")
+    max_edits: int = Field(4, ge=1, le=8, description="edits per proposed variant")
+    max_edit_chars: int = Field(1500, ge=1, description="characters one edit may write")
+    max_text_chars: int = Field(6000, ge=100, description="characters of any edited template")
+    digest_chars: int = Field(3000, ge=200, description="characters of rounds the analyzer reads")
 
 
 class Rollouts(_Section):
@@ -238,6 +278,7 @@ class Paths(_Section):
     cache: Path = Path(".cache/llm")
     models: Path = Path(".cache/models")
     logs: Path = Path(".cache/logs")
+    optimize: Path = Path("data/optimize")  # meta-optimization: splits, variants, history, state
 
     @property
     def sources_table(self) -> Path:
@@ -286,6 +327,8 @@ class Settings(BaseSettings):
     gate: Gate = Gate()
     rollouts: Rollouts = Rollouts()
     loop: Loop = Loop()
+    prompts: Prompts = Prompts()
+    optimize: Optimize = Optimize()
     ingest: Ingest = Ingest()
     validate_: Validate = Field(Validate(), alias="validate")
     vllm: Vllm = Vllm()
@@ -305,6 +348,10 @@ class Settings(BaseSettings):
     def recipe(self) -> dict[str, Any]:
         """The settings that change what data is produced (no paths, no secrets, no servers)."""
         keep = self.model_dump(mode="json", include={"models", "gate", "rollouts", "loop"})
+        for name in OPTIMIZER_ROLES:
+            keep["models"].pop(name)  # they write recipes, not data
+        if overrides := self.prompts.overrides():  # only when set: other recipes keep their hash
+            keep["prompts"] = overrides
         for role in keep["models"].values():
             for key in ("api_key", "max_concurrency", "timeout_s", "max_retries", "base_url"):
                 role.pop(key, None)

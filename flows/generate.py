@@ -92,6 +92,7 @@ async def run_round(
         clients["verifier"],
         models.verifier,
         settings.recipe_hash(),
+        settings.prompts.overrides(),
     )
     challenges = await challenge_task(
         sources, tables.history(), round_no, roles, directory / "challenges.parquet", reporter

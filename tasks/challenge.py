@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -26,6 +26,7 @@ from autodata.settings import RoleModel
 from autodata.stagefile import persisted
 
 Weight = Literal[1, 2, 3, 4, 5, 6, 7]
+PACKAGED: Mapping[str, str] = {}  # no replacement templates: the packaged prompts
 
 
 class Criterion(BaseModel):
@@ -67,8 +68,11 @@ def candidate_id(source_id: str, round_no: int, recipe_hash: str) -> str:
     return hashlib.sha256(f"{source_id}|{round_no}|{recipe_hash}".encode()).hexdigest()[:16]
 
 
-def feedback_by_source(history: pl.DataFrame) -> dict[str, str]:
-    """Typed feedback (DESIGN §1 step 8) per source from earlier rounds, in one pass."""
+def feedback_by_source(
+    history: pl.DataFrame, texts: Mapping[str, str] = PACKAGED
+) -> dict[str, str]:
+    """Typed feedback (DESIGN §1 step 8) per source from earlier rounds, in one pass; ``texts``:
+    the recipe's replacement templates (``settings.prompts``)."""
     if history.is_empty():
         return {}
     lines = (
@@ -79,7 +83,7 @@ def feedback_by_source(history: pl.DataFrame) -> dict[str, str]:
     )
     return {
         source_id: "\n"
-        + prompts.render("feedback", attempts="\n".join(f"- {x}" for x in items))
+        + prompts.render_with(texts, "feedback", attempts="\n".join(f"- {x}" for x in items))
         + "\n"
         for source_id, items in lines.iter_rows()
     }
@@ -90,18 +94,20 @@ def feedback_text(history: pl.DataFrame, source_id: str) -> str:
     return feedback_by_source(history).get(source_id, "")
 
 
-def challenger_request(source: dict, feedback: str, spec: RoleModel, round_no: int) -> ChatRequest:
+def challenger_request(source: dict, feedback: str, spec: RoleModel, round_no: int,
+                       texts: Mapping[str, str] = PACKAGED) -> ChatRequest:  # fmt: skip
     """The Challenger's messages: system, one worked example as chat turns, the source."""
-    user = prompts.render(
+    user = prompts.render_with(
+        texts,
         "challenger_user",
         domain=source["domain"],
         source=prompts.fence(source["text"]),
         feedback=feedback,
     )
     messages = (
-        ("system", prompts.render("challenger_system")),
-        ("user", prompts.render("challenger_example_user")),
-        ("assistant", prompts.render("challenger_example_assistant")),
+        ("system", prompts.render_with(texts, "challenger_system")),
+        ("user", prompts.render_with(texts, "challenger_example_user")),
+        ("assistant", prompts.render_with(texts, "challenger_example_assistant")),
         ("user", user),
     )
     return ChatRequest(messages=messages, temperature=spec.temperature, top_p=spec.top_p,
@@ -140,12 +146,14 @@ def static_quality(item: ChallengeOut) -> str | None:
     return None
 
 
-def verifier_request(item: ChallengeOut, spec: RoleModel) -> ChatRequest:
+def verifier_request(
+    item: ChallengeOut, spec: RoleModel, texts: Mapping[str, str] = PACKAGED
+) -> ChatRequest:
     """The quality verifier's request for one item."""
     rubric = "\n".join(f"- ({c.weight}) {c.criterion}" for c in item.rubric)
-    user = prompts.render("verifier_user", context=prompts.fence(item.context), question=prompts.fence(item.question),
+    user = prompts.render_with(texts, "verifier_user", context=prompts.fence(item.context), question=prompts.fence(item.question),
                           reference_answer=prompts.fence(item.reference_answer), rubric=prompts.fence(rubric))  # fmt: skip
-    return ChatRequest.of(prompts.render("verifier_system"), user, temperature=spec.temperature,
+    return ChatRequest.of(prompts.render_with(texts, "verifier_system"), user, temperature=spec.temperature,
                           max_tokens=spec.max_tokens, seed=spec.seed, response_model=VerifierOut)  # fmt: skip
 
 
@@ -162,7 +170,7 @@ def verdict_reason(verdict: VerifierOut) -> str | None:
 
 async def _one(source: dict, feedback: str, round_no: int, roles: Roles) -> dict:
     row = _blank_row(source, round_no, roles)
-    request = challenger_request(source, feedback, roles.challenger_spec, round_no)
+    request = challenger_request(source, feedback, roles.challenger_spec, round_no, roles.texts)
     try:
         result = await roles.challenger.chat(request)
     except CallError as exc:
@@ -175,7 +183,7 @@ async def _one(source: dict, feedback: str, round_no: int, roles: Roles) -> dict
     if reason is None:
         try:
             verdict = (
-                await roles.verifier.chat(verifier_request(item, roles.verifier_spec))
+                await roles.verifier.chat(verifier_request(item, roles.verifier_spec, roles.texts))
             ).parsed[0]
         except CallError as exc:
             return row | _failure(exc, "verifier")
@@ -223,14 +231,15 @@ def _blank_row(source: dict, round_no: int, roles: Roles) -> dict:
 
 
 class Roles:
-    """The clients and sampling specs the challenge stage uses (values, no settings file)."""
+    """The clients, sampling specs and replacement templates (``settings.prompts``) the challenge
+    stage uses (values, no settings file)."""
 
     def __init__(self, challenger: ChatClient, challenger_spec: RoleModel, verifier: ChatClient,
-                 verifier_spec: RoleModel, recipe_hash: str) -> None:  # fmt: skip
+                 verifier_spec: RoleModel, recipe_hash: str, texts: Mapping[str, str] = PACKAGED) -> None:  # fmt: skip
         self.challenger, self.challenger_spec = challenger, challenger_spec
         self.verifier, self.verifier_spec = verifier, verifier_spec
-        self.recipe_hash = recipe_hash
-        self.prompt_hash = prompts.prompt_hash()  # the whole prompt set, as in accepted
+        self.recipe_hash, self.texts = recipe_hash, dict(texts)
+        self.prompt_hash = prompts.prompt_hash(overrides=self.texts)  # the whole prompt set
 
 
 async def challenge(
@@ -242,7 +251,7 @@ async def challenge(
 ) -> pl.DataFrame:
     """Write and verify one item per source in ``sources`` for ``round_no``."""
 
-    feedback = feedback_by_source(history)
+    feedback = feedback_by_source(history, roles.texts)
 
     async def run(source: dict) -> dict:
         row = await _one(source, feedback.get(source["source_id"], ""), round_no, roles)

@@ -1,6 +1,7 @@
 """Versioned prompt templates (``*.md`` beside this file, ``$name`` placeholders).
 
-Every template's text is hashed into ``prompt_hash`` so rows say which prompts made them.
+Every template's text is hashed into ``prompt_hash`` so rows say which prompts made them. A
+recipe may replace the challenger-side templates (``settings.prompts``): :func:`render_with`.
 Untrusted text (sources, model outputs) is fenced so it cannot close its delimiting tag.
 """
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from functools import cache
 from importlib import resources
 from string import Template
@@ -15,11 +17,15 @@ from string import Template
 _TAG = re.compile(r"<\s*/?\s*(source|context|question|answer|item)\s*>", re.IGNORECASE)
 
 
+def packaged_text(name: str) -> str:
+    """The text of ``<name>.md`` as it is on disk now (uncached)."""
+    return resources.files(__package__).joinpath(f"{name}.md").read_text(encoding="utf-8")
+
+
 @cache
 def template(name: str) -> Template:
     """The template ``<name>.md``."""
-    text = resources.files(__package__).joinpath(f"{name}.md").read_text(encoding="utf-8")
-    return Template(text)
+    return Template(packaged_text(name))
 
 
 def render(name: str, **values: str) -> str:
@@ -27,13 +33,20 @@ def render(name: str, **values: str) -> str:
     return template(name).substitute(**values).strip()
 
 
+def render_with(overrides: Mapping[str, str], name: str, **values: str) -> str:
+    """:func:`render`, with the recipe's replacement text for ``name`` if ``overrides`` has one."""
+    text = overrides.get(name)
+    return (template(name) if text is None else Template(text)).substitute(**values).strip()
+
+
 def fence(text: str) -> str:
     """Neutralise delimiter tags inside untrusted text so it stays data."""
     return _TAG.sub(lambda m: m.group(0).replace("<", "‹").replace(">", "›"), text)
 
 
-def prompt_hash(*names: str) -> str:
-    """Short hash over the named templates' text (all templates when none are named)."""
+def prompt_hash(*names: str, overrides: Mapping[str, str] | None = None) -> str:
+    """Short hash over the named templates' text (all templates when none are named), each
+    replaced by ``overrides[name]`` where given."""
     chosen = names or tuple(
         sorted(
             p.name[:-3] for p in resources.files(__package__).iterdir() if p.name.endswith(".md")
@@ -41,5 +54,6 @@ def prompt_hash(*names: str) -> str:
     )
     digest = hashlib.sha256()
     for name in chosen:
-        digest.update(name.encode() + b"\0" + template(name).template.encode() + b"\0")
+        text = (overrides or {}).get(name, template(name).template)
+        digest.update(name.encode() + b"\0" + text.encode() + b"\0")
     return digest.hexdigest()[:12]
