@@ -37,6 +37,7 @@ from autodata._killpoints import killpoint
 from autodata.errors import SourceError
 from autodata.io import write_parquet
 from autodata.settings import Ingest, Paths
+from tasks.ingest_dedup import drop_near_duplicates
 from tasks.ingest_readers import SUPPORTED, Doc, Skip, normalize, read_file
 from tasks.ingest_sections import split_sections
 
@@ -67,7 +68,8 @@ def ingest(
     """Read every document under ``source_dir``; return ``(sources, skipped)`` frames.
 
     ``sources`` has ``schemas.SOURCES`` (one row per section, sorted by file, record, section;
-    identical sections kept once); ``skipped`` has ``schemas.SKIPPED``. With ``strict`` the
+    identical sections kept once, near-duplicates of another file's section too, see
+    :mod:`tasks.ingest_dedup`); ``skipped`` has ``schemas.SKIPPED``. With ``strict`` the
     first skipped file raises :class:`SourceError`. Raises :class:`SourceError` as well when
     ``source_dir`` is missing or yields no usable section.
     """
@@ -87,6 +89,8 @@ def ingest(
             else:
                 docs.append(item)
     sources, duplicates = _dedupe(_section_rows(docs, cfg))
+    sources, near = drop_near_duplicates(sources)
+    duplicates.extend(near)
     for dup in duplicates:
         _fail_if_strict(dup, strict)
     skips.extend(duplicates)
