@@ -23,6 +23,7 @@ from autodata.llm.model_parts import (
     QWEN_CODER_15B,
     SplitGguf,
     assemble,
+    is_assembled,
     locate_parts,
 )
 from autodata.settings import EMBEDDED_MODEL
@@ -84,9 +85,11 @@ def _gguf_of(name: str, vllm_python: Path, models_dir: Path) -> Path:
     spec = SPLIT_MODELS.get(name)
     if spec is None:
         return find_embedded_gguf(vllm_python)
+    target = (models_dir / f"{name}.gguf").absolute()
+    if is_assembled(spec, target):  # the wheels are no longer needed once it is
+        return target
     fix = f"reinstall the model: {spec.install_hint(vllm_python, force=True)}"
-    files = locate_parts(spec, vllm_python)
-    return assemble(spec, files, (models_dir / f"{name}.gguf").absolute(), fix)
+    return assemble(spec, locate_parts(spec, vllm_python), target, fix)
 
 
 def _require_python(vllm_python: Path) -> None:

