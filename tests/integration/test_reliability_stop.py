@@ -3,36 +3,43 @@ the pipeline starts itself (no ``PREFECT_API_URL``): SIGTERM to the process and 
 process group stop a run mid-generate within seconds, with one line, exit 143 / 130, no child
 process (Prefect's server, watchdogs) and no temporary file left, and the rerun completes; a
 second run meanwhile is refused with one line naming the holder; after a SIGKILL with a
-temporary file half-written, the Prefect server dies too and the rerun removes the file."""
+temporary file half-written, the Prefect server and a managed vLLM server die too and the rerun
+removes the file."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 import pytest
+import yaml
 from pipeline_repo import BIN, pipeline_env
-from reliability_cli import make_project
+from reliability_cli import PARAMS, make_project
 
 from autodata._killpoints import ENV as KILL_ENV
+from autodata.settings import ROLES
 from autodata.testing.roles import LoopScript
 from autodata.testing.scripted_server import ScriptedServer
 
 pytestmark = pytest.mark.integration
 LATENCY_S = 0.5  # per reply: a run lasts long enough to be stopped mid-generate
 STOPPED_WITHIN_S = 12.0  # the stop's own grace is 5 s; the rest is a busy 2-core machine
+FAKE_VLLM = Path(__file__).resolve().parents[1] / "unit" / "reliability" / "fake_vllm.py"
 
 
-def temporary_prefect_env(server: ScriptedServer, **extra: str) -> dict[str, str]:
-    """Every role on ``server``; no Prefect API, so the run starts its own temporary server."""
-    env = pipeline_env(server.base_url, "", Path("/unused"))
-    for key in ("PREFECT_API_URL", "PREFECT_HOME", KILL_ENV):
-        env.pop(key, None)
-    return env | extra
+def temporary_prefect_env(server: ScriptedServer | None, **extra: str) -> dict[str, str]:
+    """Every role on ``server`` (None: as params.yaml says); no Prefect API, so the run starts
+    its own temporary server."""
+    env = pipeline_env(server.base_url if server else "", "", Path("/unused"))
+    unset = ("PREFECT_API_URL", "PREFECT_HOME", KILL_ENV)
+    return {k: v for k, v in env.items() if k not in unset and (server or not k.startswith("AUTODATA_MODELS__"))} | extra  # fmt: skip
 
 
 def start(root: Path, env: dict[str, str]) -> subprocess.Popen[str]:
@@ -44,13 +51,10 @@ def start(root: Path, env: dict[str, str]) -> subprocess.Popen[str]:
     )  # fmt: skip
 
 
-def chats(server: ScriptedServer) -> int:
-    return server.count(lambda r: r.path.endswith("/chat/completions"))
-
-
-def wait_for_chats(server: ScriptedServer, proc: subprocess.Popen[str], n: int) -> None:
+def wait_for(calls: Callable[[], int], proc: subprocess.Popen[str], n: int) -> None:
+    """Until ``calls()`` (chat requests answered so far) reaches ``n``: mid-generate."""
     deadline = time.monotonic() + 180
-    while chats(server) < n:
+    while calls() < n:
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, "the run never reached generate"
         time.sleep(0.1)
@@ -81,20 +85,30 @@ def rerun(root: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.parametrize(
-    ("sig", "to_group", "code"),
-    [(signal.SIGTERM, False, 143), (signal.SIGINT, True, 130)],
-    ids=["sigterm-to-process", "ctrl-c-to-group"],
+    ("sig", "to_group", "code", "managed"),
+    [(signal.SIGTERM, False, 143, False), (signal.SIGINT, True, 130, True)],
+    ids=["sigterm-to-process", "ctrl-c-to-group-with-a-managed-server"],
 )
 def test_a_stop_mid_run_is_quick_quiet_clean_and_resumable(
-    tmp_path: Path, sig: int, to_group: bool, code: int
+    tmp_path: Path, sig: int, to_group: bool, code: int, managed: bool
 ) -> None:
-    root = make_project(tmp_path / "project")
+    calls_log = tmp_path / "fake-vllm-calls.log"
+    params = managed_params(tmp_path) if managed else PARAMS
+    root = make_project(tmp_path / "project", params)
     with ScriptedServer(LoopScript(), latency_s=LATENCY_S) as server:
-        env = temporary_prefect_env(server)
+        fake = {"FAKE_VLLM_LATENCY_S": str(LATENCY_S), "FAKE_VLLM_CALLS": str(calls_log)}
+        env = temporary_prefect_env(None, **fake) if managed else temporary_prefect_env(server)
+
+        def answered() -> int:
+            if managed:
+                return len(calls_log.read_text().splitlines()) if calls_log.exists() else 0
+            return server.count(lambda r: r.path.endswith("/chat/completions"))
+
         run = start(root, env)
-        wait_for_chats(server, run, 6)
+        wait_for(answered, run, 6)
         children = descendants(run.pid)
-        assert any("uvicorn" in p.cmdline() for p in children)  # Prefect's temporary server
+        commands = " | ".join(" ".join(p.cmdline()) for p in children)
+        assert "uvicorn" in commands and (not managed or "fake_vllm.py" in commands), commands
 
         second = subprocess.run([str(BIN / "autodata"), "--params", "params.yaml", "run", "--quiet"],
                                 cwd=root, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
@@ -113,7 +127,7 @@ def test_a_stop_mid_run_is_quick_quiet_clean_and_resumable(
         assert err.strip().splitlines() == [err.strip()] and err.startswith("stopped: ")
         assert "Rerun `autodata --params params.yaml run --quiet` to resume" in err
         assert took < STOPPED_WITHIN_S
-        assert still_alive(children) == []
+        assert still_alive(children) == []  # Prefect's server, the vLLM one, their watchdogs
         assert temp_files(root) == []
 
         done = rerun(root, env)
@@ -121,22 +135,36 @@ def test_a_stop_mid_run_is_quick_quiet_clean_and_resumable(
         assert (root / "data" / "export" / "sft.jsonl").is_file()
 
 
-def test_a_sigkill_leaves_no_prefect_server_and_the_rerun_removes_its_temporary_file(
+def managed_params(tmp_path: Path) -> str:
+    """params.yaml: every role on one managed "vLLM" server, the fake one of the unit tests (the
+    scripted server behind vLLM's command line; it starts in a second)."""
+    python = tmp_path / "fake-python"  # drops "-m vllm.entrypoints.openai.api_server"
+    python.write_text(f'#!/bin/sh\nshift 2\nexec "{sys.executable}" "{FAKE_VLLM}" "$@"\n')
+    python.chmod(0o755)
+    roles = {r: {"backend": "vllm", "model": "fake-model", "privileged": r == "strong"} for r in ROLES}  # fmt: skip
+    params = {"models": roles, "vllm": {"python": str(python), "extra_args": []},
+              "loop": {"max_rounds": 2, "max_infra_retries": 1}}  # fmt: skip
+    return yaml.safe_dump(params)
+
+
+def test_a_sigkill_leaves_no_server_and_the_rerun_removes_its_temporary_file(
     tmp_path: Path,
 ) -> None:
-    root = make_project(tmp_path / "project")
-    with ScriptedServer(LoopScript()) as server:
-        label = "atomic:before-rename:challenges.parquet"
-        killed = start(root, temporary_prefect_env(server, **{KILL_ENV: label}))
-        seen: list[psutil.Process] = []
-        while killed.poll() is None:  # the child list changes as the run goes
-            seen += [p for p in descendants(killed.pid) if p not in seen]
-            time.sleep(0.05)
-        assert killed.returncode == -signal.SIGKILL
-        assert any("uvicorn" in p.cmdline() for p in seen)
-        assert still_alive(seen) == []  # before: Prefect's server lived on (~220 MB, its port)
-        assert [Path(p).name.startswith(".challenges.parquet.") for p in temp_files(root)] == [True]  # fmt: skip
+    root = make_project(tmp_path / "project", managed_params(tmp_path))
+    env = temporary_prefect_env(None)
+    killed = start(root, env | {KILL_ENV: "atomic:before-rename:challenges.parquet"})
+    seen: dict[psutil.Process, str] = {}
+    while killed.poll() is None:  # the child list changes as the run goes
+        for child in descendants(killed.pid):
+            with contextlib.suppress(psutil.Error):
+                seen[child] = " ".join(child.cmdline())
+        time.sleep(0.05)
+    assert killed.returncode == -signal.SIGKILL, killed.communicate()
+    commands = " | ".join(seen.values())
+    assert "uvicorn" in commands and "fake_vllm.py" in commands, commands
+    assert still_alive(list(seen)) == []  # before: Prefect's server lived on (~220 MB, its port)
+    assert [Path(p).name.startswith(".challenges.parquet.") for p in temp_files(root)] == [True]  # fmt: skip
 
-        done = rerun(root, temporary_prefect_env(server))
-        assert done.returncode == 0, done.stderr
-        assert temp_files(root) == []
+    done = rerun(root, env)
+    assert done.returncode == 0, done.stderr
+    assert temp_files(root) == []

@@ -4,7 +4,8 @@ given, so a managed backend can be started, killed and restarted in a second.
 
 Environment: ``FAKE_VLLM_CALLS`` — append a line per chat request answered: its cache key, its
 role and this incarnation's request count; ``FAKE_VLLM_DIE_AFTER=N`` — SIGKILL itself on the chat request after the N-th, in every
-incarnation, or only in the first if ``FAKE_VLLM_DIE_ONCE`` names a marker file to create.
+incarnation, or only in the first if ``FAKE_VLLM_DIE_ONCE`` names a marker file to create;
+``FAKE_VLLM_LATENCY_S`` — seconds before each reply (default 0).
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ class Mortal:
 def main(args: list[str]) -> None:
     port = int(args[args.index("--port") + 1])
     name = args[args.index("--served-model-name") + 1]
-    with ScriptedServer(Mortal(), model=name, port=port):
+    latency_s = float(os.environ.get("FAKE_VLLM_LATENCY_S", "0"))
+    with ScriptedServer(Mortal(), model=name, port=port, latency_s=latency_s):
         while True:
             time.sleep(60)
 
