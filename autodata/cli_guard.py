@@ -32,9 +32,9 @@ def command_line() -> str:
 def stop_line(paths: Paths, command: str, signum: int) -> str:
     """The one line a stopped run prints: what was kept, how to resume."""
     return (
-        f"{signal_name(signum)} received, run stopped. Kept: every finished stage "
-        f"({paths.interim}) and every completed model call ({paths.cache}); nothing "
-        f"half-written. Rerun `{command}` to resume: completed calls come from the cache."
+        f"{signal_name(signum)}. Kept: every finished stage ({paths.interim}) and every "
+        f"completed model call ({paths.cache}); nothing is half-written. Rerun `{command}` to "
+        "resume: completed calls come from the cache."
     )
 
 
