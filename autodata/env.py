@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import warnings
 from pathlib import Path
 
 DEFAULTS = {
@@ -34,6 +35,8 @@ def configure(project_root: Path | None = None) -> None:
             SET_HERE.add(key)
             os.environ[key] = value
     os.environ.setdefault("PREFECT_HOME", str(root / ".prefect"))
+    # A Prefect home that cannot be created is reported once, by the run (autodata.prefect_api)
+    warnings.filterwarnings("ignore", message="Failed to create the Prefect home directory")
 
 
 def git_revision(cwd: Path | None = None) -> str:

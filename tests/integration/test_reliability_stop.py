@@ -168,3 +168,20 @@ def test_a_sigkill_leaves_no_server_and_the_rerun_removes_its_temporary_file(
     done = rerun(root, env)
     assert done.returncode == 0, done.stderr
     assert temp_files(root) == []
+
+
+def test_a_prefect_home_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:
+    root = make_project(tmp_path / "project")
+    with ScriptedServer(LoopScript()) as server:
+        env = temporary_prefect_env(server, PREFECT_HOME="/dev/null/prefect")
+        ran = rerun(root, env)
+    assert ran.returncode == 3, ran.stderr
+    line = one_line(ran.stderr)
+    assert line.startswith("error: the temporary Prefect server exited") and "PREFECT_HOME=/dev/null/prefect" in line  # fmt: skip
+    assert server.count() == 0
+
+
+def one_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    assert len(lines) == 1, text
+    return lines[0]
