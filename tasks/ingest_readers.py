@@ -173,9 +173,10 @@ def _read_markdown(data: bytes, doc: Doc, cfg: Ingest) -> list[Doc]:
 
 
 def _first_line_title(text: str) -> str | None:
-    """The first line with a letter or digit (markup like ``---`` is no title), if short."""
+    """The first line with a letter or digit (markup like ``---`` is no title), if short; its
+    runs of spaces (layout text's columns) read as one."""
     for line in text.split("\n"):
-        line = line.strip().lstrip("#").strip()
+        line = " ".join(line.strip().lstrip("#").split())
         if any(c.isalnum() for c in line):
             return line if len(line) <= 120 else None
     return None

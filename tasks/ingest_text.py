@@ -2,9 +2,10 @@
 
 :func:`repair` is the one entry: ftfy fixes mojibake, ligatures ("ﬀ" -> "ff"), byte-order and
 control marks and line-break characters; then soft hyphens and zero-width spaces go, form feeds
-are read as page breaks (page numbers and running heads dropped, pages joined without a
-paragraph break where a sentence runs on), words hyphenated across a line break are rejoined,
-and whitespace is made canonical (:func:`normalize`). :func:`front_matter` and
+are read as page breaks (page numbers and running heads dropped, footnotes at the foot of a page
+moved to the end so a sentence or a word running on to the next page is whole, pages joined
+without a paragraph break where a sentence runs on), words hyphenated across a line break are
+rejoined, and whitespace is made canonical (:func:`normalize`). :func:`front_matter` and
 :func:`heading_title` serve the markdown reader.
 """
 
@@ -30,6 +31,8 @@ _COMPOUND = re.compile(r"[^\W\d_]+-[^\W\d_]+")
 _PAGE_NUMBER = re.compile(
     r"^[-–—\s]*(?:page\s+)?(?:\d{1,4}|[ivx]{1,6})(?:\s*(?:of|/)\s*\d{1,4})?[-–—\s]*$", re.I
 )
+_FOOTNOTE_RULE = re.compile(r"^[ \t]*(?:_{5,}|-{10,}|—{3,})[ \t]*$")
+_FOOTNOTE_START = re.compile(r"^[ \t]*(?:\d{1,3}|[*†‡])[ \t]+\S")
 _RUN_ON_END = re.compile(r"[.!?:;。！？…\"”’)\]]$")
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?\n)?(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.S)
 _ATX_HEADING = re.compile(r"^#{1,6}[ \t]+(.+?)[ \t#]*$", re.M)
@@ -42,7 +45,10 @@ def repair(text: str) -> str:
     text = ftfy.fix_text(text, _FTFY)
     text = _INVISIBLE.sub("", _SOFT_HYPHEN_BREAK.sub("", text))
     if "\f" in text:
-        text = join_pages(strip_page_furniture(text.split("\f")))
+        pages, notes = zip(
+            *map(split_footnotes, strip_page_furniture(text.split("\f"))), strict=True
+        )
+        text = "\n\n".join(part for part in (join_pages(list(pages)), *notes) if part)
     return normalize(dehyphenate(text))
 
 
@@ -79,6 +85,19 @@ def strip_page_furniture(pages: list[str]) -> list[str]:
     floor = max(3, 0.3 * len(pages))
     running = {s for s, n in shapes.items() if n >= floor and s}
     return [_drop_edges(page, running) for page in pages]
+
+
+def split_footnotes(page: str) -> tuple[str, str]:
+    """``(body, footnotes)`` of one page: the footnotes are the lines below the page's last rule
+    (``_____``) when the first of them starts with a note mark ("1 See ..."); else ``(page, "")``.
+    """
+    lines = page.split("\n")
+    rules = [i for i, line in enumerate(lines) if _FOOTNOTE_RULE.match(line)]
+    if rules:
+        notes = [line.strip() for line in lines[rules[-1] + 1 :] if line.strip()]
+        if notes and _FOOTNOTE_START.match(notes[0]):
+            return "\n".join(lines[: rules[-1]]), "\n".join(notes)
+    return page, ""
 
 
 def join_pages(pages: list[str]) -> str:
