@@ -6,22 +6,31 @@
 2. SIGINT / SIGTERM handling (:mod:`autodata.stopping`): the run stops within seconds with one
    line saying what was kept and how to resume, exit code 130 / 143;
 3. for the commands that run Prefect flows, the Prefect API (:mod:`autodata.prefect_api`): a
-   temporary server that dies with the run, unless one is configured.
+   temporary server that dies with the run, unless one is configured;
+4. a library's exception (Prefect, DVC, Great Expectations, polars, SQLite, a full disk) becomes
+   the :class:`AutodataError` that names the component and the fix (:mod:`autodata.third_party`),
+   so the CLI prints one line; an exception of our own code keeps its traceback, and so does a
+   library's when ``AUTODATA_TRACEBACK`` is set.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
 import typer
 
+from autodata import third_party
 from autodata.cli_common import console
+from autodata.errors import AutodataError
 from autodata.prefect_api import prefect_api
 from autodata.runlock import project_lock, remove_leftovers
 from autodata.settings import Paths, Settings
 from autodata.stopping import StopOnSignal, Stopping, exit_code, signal_name
+
+TRACEBACK_ENV = "AUTODATA_TRACEBACK"
 
 
 def command_line() -> str:
@@ -36,6 +45,14 @@ def stop_line(paths: Paths, command: str, signum: int) -> str:
         f"completed model call ({paths.cache}); nothing is half-written. Rerun `{command}` to "
         "resume: completed calls come from the cache."
     )
+
+
+def library_error(exc: BaseException) -> AutodataError | None:
+    """``exc`` as the one-line error of the library it comes from; ``None`` for ours, or for any
+    when ``AUTODATA_TRACEBACK`` is set (module docstring, item 4)."""
+    if not isinstance(exc, Exception) or os.environ.get(TRACEBACK_ENV):
+        return None
+    return third_party.as_error(exc)
 
 
 def _say_stopped(line: str) -> None:
@@ -61,8 +78,11 @@ def guarded(settings: Settings, *, flows: bool = False) -> Iterator[StopOnSignal
             yield stop
             if stop.signum is not None:  # it came as the work ended
                 raise Stopping
-    except BaseException:
+    except BaseException as exc:
         if stop.signum is None:
-            raise
+            error = library_error(exc)
+            if error is None:
+                raise
+            raise error from exc
         stop.say_once()
         raise typer.Exit(exit_code(stop.signum)) from None

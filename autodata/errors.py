@@ -59,3 +59,10 @@ class OrchestratorError(AutodataError):
 
 class ProjectBusy(AutodataError):
     """Another autodata run holds this project's run lock (one run per project at a time)."""
+
+
+class ComponentError(AutodataError):
+    """A library the pipeline runs on (DVC, Great Expectations, polars) failed; the message names
+    it and the fix (:mod:`autodata.third_party` turns its exception into this)."""
+
+    exit_code = 5

@@ -4,8 +4,11 @@ An :class:`AutodataError` ends the CLI with one line that names the culprit and 
 also logs it, with its traceback, from every task and flow it passed through, which buries that
 line. :func:`install` drops exactly those records from Prefect's console handler: records about
 any other exception (a bug) keep their traceback, and the API handler still sends everything
-to the Prefect server, so the UI shows the failed runs and why. It also drops the INFO chatter of
-libraries that set their own loggers' levels (Great Expectations), which no logger setting stops.
+to the Prefect server, so the UI shows the failed runs and why. A library's exception that the
+CLI prints as one line too (:mod:`autodata.third_party`: Prefect, DVC, Great Expectations,
+polars, SQLite, a full disk) is dropped the same way, with the later records that name it. It
+also drops the INFO chatter of libraries that set their own loggers' levels (Great
+Expectations), which no logger setting stops.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import logging
 import re
 
-from autodata import errors
+from autodata import errors, third_party
 
 _EXIT_NOISE = "Still processing items"  # Prefect's event worker draining as the CLI exits
 _CHATTY = ("great_expectations",)  # below WARNING, never shown on the console
@@ -31,6 +34,7 @@ class ExpectedFailure(logging.Filter):
         super().__init__()
         names = "|".join(sorted(_names(errors.AutodataError)))
         self._mention = re.compile(rf"(exception: |\b)({names})\b[:(]")
+        self._libraries: set[str] = set()  # names of the library exceptions dropped so far
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.WARNING and record.name.split(".")[0] in _CHATTY:
@@ -38,10 +42,18 @@ class ExpectedFailure(logging.Filter):
         exc = record.exc_info[1] if record.exc_info else None
         if isinstance(exc, errors.AutodataError):
             return False
+        if exc is not None and third_party.as_error(exc) is not None:
+            self._libraries.add(type(exc).__name__)
+            return False
         message = record.getMessage()
-        if record.levelno >= logging.ERROR and self._mention.search(message):
+        if record.levelno >= logging.ERROR and (
+            self._mention.search(message) or self._names_library_error(message)
+        ):
             return False
         return not (record.name == "EventsWorker" and _EXIT_NOISE in message)
+
+    def _names_library_error(self, message: str) -> bool:
+        return any(f"{name}:" in message or f"{name}(" in message for name in self._libraries)
 
 
 def install() -> None:

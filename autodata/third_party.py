@@ -1,0 +1,145 @@
+"""A library's exception that reaches the CLI, as one line naming the component and the fix.
+
+:func:`autodata.cli_guard.guarded` (what ``autodata run``, ``autodata ingest`` and every
+``autodata stage`` command run inside) asks :func:`as_error` about any exception that is not an
+:class:`AutodataError`; ``None`` means it is ours — a bug — and the traceback is shown. The
+component is found from where the exception comes from, without importing any of these
+libraries (Prefect and Great Expectations take seconds to import):
+
+1. its class or a base class is defined in the component's packages
+   (``prefect.exceptions.ObjectNotFound``, ``dvc.exceptions.DvcException``, ``scmrepo``'s errors,
+   ``great_expectations.exceptions.*``, ``polars.exceptions.PolarsError``, ``sqlite3.Error``);
+2. a built-in ``RuntimeError``, connection error or timeout, or an HTTP client's error, raised
+   inside the component's code below any frame of ours (Prefect reports an unreachable API as
+   ``RuntimeError: Failed to reach API``); a ``TypeError`` or ``ValueError`` there is our misuse;
+3. an ``OSError`` for a full or read-only disk, whoever raised it.
+
+Exit codes: 3 for Prefect (a server, like :class:`OrchestratorError`), 2 for SQLite and a full
+or read-only disk (:class:`StorageError`), 5 for DVC, Great Expectations and polars
+(:class:`ComponentError`).
+"""
+
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass
+from types import TracebackType
+
+from autodata.errors import AutodataError, ComponentError, OrchestratorError, StorageError
+
+OURS = ("autodata", "tasks", "flows")
+_ENVIRONMENTAL = (RuntimeError, ConnectionError, TimeoutError)
+_NETWORK_PACKAGES = ("httpx", "httpcore", "aiohttp", "requests", "urllib3")
+_DISK = {errno.ENOSPC: "no space left on the disk", errno.EDQUOT: "disk quota exceeded",
+         errno.EROFS: "read-only file system"}  # fmt: skip
+_MAX_MESSAGE = 300
+
+
+@dataclass(frozen=True)
+class Component:
+    """A library the pipeline runs on: its name, its top-level packages and what to do."""
+
+    name: str
+    packages: tuple[str, ...]
+    fix: str
+    error: type[AutodataError] = ComponentError
+
+
+COMPONENTS = (
+    Component(
+        "Prefect",
+        ("prefect",),
+        "check that the Prefect API answers: unset PREFECT_API_URL to let autodata start its own "
+        "temporary server (its log is in paths.logs), or start yours with "
+        "`prefect server start`; then rerun: finished stages and completed calls are kept",
+        OrchestratorError,
+    ),
+    Component(
+        "DVC",
+        ("dvc", "dvc_data", "dvc_objects", "dvc_http", "scmrepo"),
+        "run `dvc status` and `dvc doctor` in the project (a git + DVC repository: `git init && "
+        "dvc init`); `dvc pull` if the data is on a remote; then rerun",
+    ),
+    Component(
+        "Great Expectations",
+        ("great_expectations",),
+        "the validation gate could not run: reinstall the pinned version (`uv sync --frozen`) "
+        "and rerun `autodata stage validate`; AUTODATA_TRACEBACK=1 shows the traceback to report",
+    ),
+    Component(
+        "polars",
+        ("polars", "pyarrow"),
+        "a table under paths.processed or paths.interim is damaged or was written by another "
+        "autodata version: rerun the stage that writes it (`dvc repro --force <stage>`, or "
+        "`autodata run`)",
+    ),
+    Component(
+        "SQLite",
+        ("sqlite3", "_sqlite3"),
+        "a database is locked, damaged or on a full or read-only disk (the call cache under "
+        "paths.cache, or Prefect's under PREFECT_HOME): stop the other run, free space, or delete "
+        "the damaged file (it is rebuilt; its cached calls are lost)",
+        StorageError,
+    ),
+)
+
+
+def as_error(exc: BaseException) -> AutodataError | None:
+    """``exc`` as a one-line :class:`AutodataError` naming the component and the fix, or
+    ``None`` when it does not come from a component (module doc)."""
+    if isinstance(exc, OSError) and exc.errno in _DISK:
+        return _disk_error(exc, _DISK[exc.errno])
+    component = component_of(exc)
+    if component is None:
+        return None
+    what = f"{type(exc).__name__}: {_first_line(exc)}" if str(exc) else type(exc).__name__
+    return component.error(f"{component.name} failed ({what}); {component.fix}")
+
+
+def component_of(exc: BaseException) -> Component | None:
+    """The component ``exc`` comes from (rules 1 and 2 of the module doc), or ``None``."""
+    for cls in type(exc).__mro__:
+        found = _by_package(cls.__module__)
+        if found is not None:
+            return found
+    origin = _package(type(exc).__module__)
+    if (origin == "builtins" and isinstance(exc, _ENVIRONMENTAL)) or origin in _NETWORK_PACKAGES:
+        return _raised_in(exc.__traceback__)
+    return None
+
+
+def _raised_in(tb: TracebackType | None) -> Component | None:
+    """The component whose frame is the innermost one that is ours or a component's."""
+    frames = []
+    while tb is not None:
+        frames.append(str(tb.tb_frame.f_globals.get("__name__", "")))
+        tb = tb.tb_next
+    for module in reversed(frames):
+        if _package(module) in OURS:
+            return None
+        found = _by_package(module)
+        if found is not None:
+            return found
+    return None
+
+
+def _by_package(module: str) -> Component | None:
+    top = _package(module)
+    return next((c for c in COMPONENTS if top in c.packages), None)
+
+
+def _package(module: str) -> str:
+    return module.split(".", 1)[0]
+
+
+def _disk_error(exc: OSError, problem: str) -> StorageError:
+    where = f": {exc.filename}" if exc.filename else ""
+    return StorageError(
+        f"{problem}{where} ({type(exc).__name__}); free space or make it writable (or point the paths "
+        "in params.yaml at another disk) and rerun: finished stages and completed calls are kept"
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    line = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
+    return line if len(line) <= _MAX_MESSAGE else line[: _MAX_MESSAGE - 1] + "…"
