@@ -73,8 +73,7 @@ def guarded(settings: Settings, *, flows: bool = False) -> Iterator[StopOnSignal
             stack.enter_context(stop)
             stop.on_hard_stop(lambda: remove_leftovers(paths))
             if flows:
-                log = paths.logs / "prefect-server.log"
-                stack.enter_context(prefect_api(log, stop.on_hard_stop))
+                stack.enter_context(prefect_api(paths.prefect_log, stop.on_hard_stop))
             yield stop
             if stop.signum is not None:  # it came as the work ended
                 raise Stopping

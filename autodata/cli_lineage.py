@@ -44,7 +44,7 @@ def lineage(
         target = core.resolve(ident, sources, rounds)
     except AutodataError as exc:
         fail(exc)
-    entries = registry.read_registry(registry.registry_path(settings.paths))
+    entries = registry.read_registry(settings.paths.recipe_registry)
     _print_source(core.source_excerpt(sources, target.source_id, chars), target)
     _print_rounds(core.rounds_of(rounds, target.source_id), target)
     for entry in core.recipes_of(rounds, target.source_id, entries):
@@ -103,7 +103,7 @@ def recipes(
     try:
         settings = settings_of(ctx)
         tables = {WORKSPACE: _rounds(settings)} | {r: _rounds_at(settings, r) for r in rev or []}
-        entries = registry.read_registry(registry.registry_path(settings.paths))
+        entries = registry.read_registry(settings.paths.recipe_registry)
         for r in rev or []:
             entries = _registry_at(settings, r) | entries
     except AutodataError as exc:
@@ -154,7 +154,7 @@ def _rounds_at(settings: Settings, rev: str) -> pl.DataFrame:
 
 def _registry_at(settings: Settings, rev: str) -> dict[str, dict[str, Any]]:
     try:
-        text = _read_at(registry.registry_path(settings.paths), rev).decode()
+        text = _read_at(settings.paths.recipe_registry, rev).decode()
     except AutodataError:
         return {}  # an older revision without a registry: the table still compares
     return registry.parse_registry(text)

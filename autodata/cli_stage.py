@@ -1,7 +1,7 @@
 """``autodata stage <name>``: run exactly one pipeline stage (what each DVC stage's ``cmd`` calls).
 
-Each command loads settings from the global ``--params``, runs its stage through
-:mod:`tasks.stages` and prints one line; an :class:`AutodataError` becomes one line and a
+Each command loads settings from the global ``--params``, runs its stage's read/write wrapper
+(in ``tasks/<stage>.py``; generate's in :mod:`flows.generate`) and prints one line; an :class:`AutodataError` becomes one line and a
 non-zero exit, which stops ``dvc repro`` at that stage.
 """
 
@@ -50,13 +50,13 @@ def generate(
     """Run the Challenger/solver/judge rounds over the sources table (the only LLM stage)."""
     from autodata import logfilter
     from autodata.progress import Reporter
-    from tasks import stages
+    from flows.generate import generate_stage
 
     logfilter.install()  # the loop is a Prefect flow: keep its tracebacks of our errors off
     try:
         settings = settings_of(ctx)
         with guarded(settings, flows=True) as stop:
-            out = stop.run(stages.generate(settings, Reporter(console, quiet)))
+            out = stop.run(generate_stage(settings, Reporter(console, quiet)))
     except AutodataError as exc:
         fail(exc)
     say(
@@ -69,12 +69,12 @@ def generate(
 def accept(ctx: typer.Context) -> None:
     """Recompute every decision under the current gate from stored judgments (no LLM call)."""
     from autodata.env import git_revision
-    from tasks import stages
+    from tasks.accept import finalize
 
     try:
         settings = settings_of(ctx)
         with guarded(settings):
-            result = stages.accept(settings, git_revision())
+            result = finalize(settings, git_revision())
     except AutodataError as exc:
         fail(exc)
     paths = settings.paths
@@ -87,13 +87,12 @@ def accept(ctx: typer.Context) -> None:
 @stage_app.command()
 def validate(ctx: typer.Context) -> None:
     """Run the Great Expectations gate; exit non-zero (code 4) when it fails."""
-    from tasks import stages
-    from tasks.validate import raise_if_failed
+    from tasks.validate import raise_if_failed, validate_stage
 
     try:
         settings = settings_of(ctx)
         with guarded(settings):
-            report = stages.validate(settings)
+            report = validate_stage(settings)
         raise_if_failed(report)
     except AutodataError as exc:
         fail(exc)
@@ -108,12 +107,12 @@ def validate(ctx: typer.Context) -> None:
 @stage_app.command()
 def export(ctx: typer.Context) -> None:
     """Write sft.jsonl, rl.jsonl, the HF dataset, plots and the dataset card."""
-    from tasks import stages
+    from tasks.export import export_stage
 
     try:
         settings = settings_of(ctx)
         with guarded(settings):
-            out = stages.export(settings)
+            out = export_stage(settings)
     except AutodataError as exc:
         fail(exc)
     say(f"export: {out['sft_rows']} rows → {settings.paths.export}; plots → {settings.paths.plots}")

@@ -2,12 +2,12 @@
 
 Rows carry only a 12-character ``recipe_hash`` (``Settings.recipe_hash``); the registry maps it
 back to the recipe itself, so lineage can say *which settings* made a row. One JSON object per
-line in ``data/processed/recipes.jsonl``: ``{"recipe_hash", "recipe", "first_seen", "git_rev"}``;
+line in ``Paths.recipe_registry``: ``{"recipe_hash", "recipe", "first_seen", "git_rev"}``;
 a hash is written once (the first time it is seen), never rewritten.
 
-The ``generate`` stage leaves a snapshot of its recipe in ``data/interim/recipe.json``; the
+The ``generate`` stage leaves a snapshot of its recipe in ``Paths.recipe_snapshot``; the
 ``accept`` stage records that one (the recipe the rows' ``recipe_hash`` names) and the current
-one (whose gate made the decisions). Both paths are named here, once.
+one (whose gate made the decisions).
 """
 
 from __future__ import annotations
@@ -19,17 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from autodata.io import atomic_path, write_json
-from autodata.settings import Paths, Settings
-
-
-def registry_path(paths: Paths) -> Path:
-    """``data/processed/recipes.jsonl``: the registry (an output of the accept stage)."""
-    return paths.processed / "recipes.jsonl"
-
-
-def snapshot_path(paths: Paths) -> Path:
-    """``data/interim/recipe.json``: the recipe the generate stage ran with."""
-    return paths.interim / "recipe.json"
+from autodata.settings import Settings
 
 
 def hash_recipe(recipe: dict[str, Any]) -> str:
@@ -68,13 +58,13 @@ def record(path: Path, recipe: dict[str, Any], git_rev: str, now: datetime | Non
 
 def write_snapshot(settings: Settings) -> Path:
     """Leave the generate stage's recipe beside its tables (read back by :func:`record_recipe`)."""
-    return write_json(settings.recipe(), snapshot_path(settings.paths))
+    return write_json(settings.recipe(), settings.paths.recipe_snapshot)
 
 
 def record_recipe(settings: Settings, path: Path, git_rev: str = "unknown") -> list[str]:
     """Record the generate stage's snapshot (if any) and the current recipe; return their hashes."""
     recipes = []
-    snapshot = snapshot_path(settings.paths)
+    snapshot = settings.paths.recipe_snapshot
     if snapshot.exists():
         recipes.append(json.loads(snapshot.read_text()))
     recipes.append(settings.recipe())

@@ -1,7 +1,7 @@
 """One run per project at a time, and no leftovers from a killed one.
 
 ``autodata run`` and the stage commands that write the project's data hold an exclusive lock on
-``<paths.interim>/.autodata.lock`` (``filelock``: the kernel's ``flock``, released when the
+``Paths.lock_file`` (``filelock``: the kernel's ``flock``, released when the
 holder dies, even by SIGKILL). A second run does not wait and does not bill a second set of
 calls: it stops with one line naming the holder's pid and command, which the holder writes into
 the lock file while it holds it.
@@ -24,20 +24,14 @@ from filelock import FileLock, Timeout
 from autodata.errors import ProjectBusy, StorageError
 from autodata.settings import Paths
 
-LOCK_NAME = ".autodata.lock"
 _HOLDER_WAIT_S = 1.0  # a holder writes its pid right after taking the lock
-
-
-def lock_path(paths: Paths) -> Path:
-    """The project's run lock."""
-    return paths.interim / LOCK_NAME
 
 
 @contextmanager
 def project_lock(paths: Paths, command: str) -> Iterator[None]:
     """Hold the project's run lock while the block runs; raise :class:`ProjectBusy` if another
     process holds it, :class:`StorageError` if it cannot be created."""
-    path = lock_path(paths)
+    path = paths.lock_file
     lock = FileLock(path, blocking=False, on_acquired=_holder_writer(command))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ import hashlib
 import json
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import yaml
 from pydantic import (
@@ -162,22 +162,6 @@ class Gate(_Section):
     control_margin: float = Field(
         0.5, ge=0, le=1, description="min score(reference) - score(non-answer) for a reliable judge"
     )
-    confidence: float = Field(
-        0.85, gt=0, lt=1, description="sequential: accept at P(every mean condition) >= this; "
-        "also the level of the credible intervals recorded on every round",
-    )  # fmt: skip
-    weak_confidence: float = Field(
-        0.8, gt=0, lt=1, description="sequential: the strong solver runs at P(weak_mean <= weak_mean_max) >= this"
-    )  # fmt: skip
-    weak_futility: float = Field(
-        0.5, ge=0, lt=1, description="sequential: too easy at P(weak_mean <= weak_mean_max) <= this"
-    )  # fmt: skip
-    futility: float = Field(
-        0.2, ge=0, lt=1, description="sequential: give up on a candidate at P(every mean condition) <= this"
-    )  # fmt: skip
-    prior_weight: float = Field(
-        1.0, gt=0, le=100, description="sequential: pseudo-rollouts of the prior, half scoring 0, half 1"
-    )  # fmt: skip
 
     @model_validator(mode="after")
     def _ordered(self) -> Gate:
@@ -185,10 +169,6 @@ class Gate(_Section):
             raise ValueError("strong_mean_min must be below strong_mean_max")
         if self.weak_mean_max > self.weak_max_max:
             raise ValueError("weak_mean_max must not exceed weak_max_max")
-        if self.futility >= self.confidence or self.weak_futility >= self.weak_confidence:
-            raise ValueError(
-                "futility must be below confidence (and weak_futility below weak_confidence)"
-            )
         return self
 
 
@@ -230,24 +210,8 @@ class Optimize(_Section):
 
 
 class Rollouts(_Section):
-    """Rollouts per role: ``weak``/``strong`` for the fixed gate; the rest for the sequential gate."""
-
     weak: int = Field(3, ge=1, le=64)
     strong: int = Field(3, ge=1, le=64)
-    first: int = Field(
-        2, ge=1, le=64, description="sequential: rollouts per role in the first batch"
-    )
-    batch: int = Field(
-        1, ge=1, le=64, description="sequential: rollouts per role in each later batch"
-    )
-    max_weak: int = Field(8, ge=1, le=64, description="sequential: cap on weak rollouts")
-    max_strong: int = Field(16, ge=1, le=64, description="sequential: cap on strong rollouts")
-
-    @model_validator(mode="after")
-    def _first_within_caps(self) -> Rollouts:
-        if self.first > min(self.max_weak, self.max_strong):
-            raise ValueError("first must not exceed max_weak or max_strong")
-        return self
 
 
 class Loop(_Section):
@@ -302,8 +266,22 @@ class Vllm(_Section):
     )
 
 
+class RoundFiles(NamedTuple):
+    """One round's files of the loop, one per step (read back instead of recomputed on resume)."""
+
+    challenges: Path
+    weak_rollouts: Path
+    weak_judgments: Path
+    strong_rollouts: Path
+    strong_judgments: Path
+    rounds: Path
+
+
 class Paths(_Section):
-    """Every path named once."""
+    """Every path named once: the directories are settings; every file the pipeline writes in
+    them is a property here, its name spelled nowhere else (``tests/unit/test_dvc_yaml.py``
+    holds ``dvc.yaml`` to them). Inside a directory that one module owns whole (the export,
+    the plots, the Data Docs, the call cache) that module lays out its own files."""
 
     sources: Path = Path("data/sources")
     interim: Path = Path("data/interim")
@@ -348,8 +326,63 @@ class Paths(_Section):
     def plots(self) -> Path:
         return self.reports / "plots"
 
-    def round_dir(self, round_no: int) -> Path:
-        return self.interim / f"round_{round_no:02d}"
+    @property
+    def challenges_table(self) -> Path:
+        """The loop's items, every round (generate writes it, accept reads it)."""
+        return self.interim / "challenges.parquet"
+
+    @property
+    def rollouts_table(self) -> Path:
+        return self.interim / "rollouts.parquet"
+
+    @property
+    def judgments_table(self) -> Path:
+        return self.interim / "judgments.parquet"
+
+    @property
+    def loop_rounds_table(self) -> Path:
+        """The loop's own decisions (under the gate it searched with)."""
+        return self.interim / "loop_rounds.parquet"
+
+    @property
+    def calls_file(self) -> Path:
+        """The generate stage's call counts per role (read by ``autodata stage accept``)."""
+        return self.interim / "calls.json"
+
+    @property
+    def recipe_snapshot(self) -> Path:
+        """The recipe the generate stage ran with."""
+        return self.interim / "recipe.json"
+
+    @property
+    def recipe_registry(self) -> Path:
+        """Every recipe that produced data, by hash (:mod:`autodata.recipes`); only grows."""
+        return self.processed / "recipes.jsonl"
+
+    @property
+    def lock_file(self) -> Path:
+        """The project's run lock (:mod:`autodata.runlock`)."""
+        return self.interim / ".autodata.lock"
+
+    @property
+    def prefect_log(self) -> Path:
+        """The temporary Prefect server's log (:mod:`autodata.prefect_api`)."""
+        return self.logs / "prefect-server.log"
+
+    def work_dir(self, work_key: str) -> Path:
+        """A work folder of the loop: ``round_NN/<step>.parquet`` per round (:meth:`round_files`)."""
+        return self.interim / "work" / work_key
+
+    def round_files(self, work_key: str, round_no: int) -> RoundFiles:
+        """The files of round ``round_no`` in the work folder ``work_key``."""
+        folder = self.work_dir(work_key) / f"round_{round_no:02d}"
+        return RoundFiles(*(folder / f"{step}.parquet" for step in RoundFiles._fields))
+
+    @staticmethod
+    def round_of(folder: Path) -> int | None:
+        """The number of a ``round_NN`` folder (as :meth:`round_files` names it), else None."""
+        digits = folder.name.removeprefix("round_")
+        return int(digits) if digits != folder.name and digits.isdigit() else None
 
 
 class Settings(BaseSettings):

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import polars as pl
 
+from autodata.settings import Paths
+
 INFRA_ERROR = "infra_error"
 _STATUS_COLUMNS = ("call_status", "decision")
 
@@ -23,7 +25,7 @@ _STATUS_COLUMNS = ("call_status", "decision")
 def first_failed_round(directory: Path) -> int | None:
     """The number of the first ``round_NN`` under ``directory`` with a failed call, or None."""
     for number, round_dir in _round_dirs(directory):
-        if any(_has_failure(path) for path in round_dir.glob("*.parquet")):
+        if any(_has_failure(path) for path in round_dir.rglob("*.parquet")):
             return number
     return None
 
@@ -39,12 +41,12 @@ def discard_failed_rounds(directory: Path) -> int | None:
 
 
 def _round_dirs(directory: Path) -> list[tuple[int, Path]]:
-    """(number, path) of every ``round_NN`` directory, in round order."""
+    """(number, path) of every round folder under ``directory``, in round order."""
     found = []
-    for path in directory.glob("round_*") if directory.is_dir() else []:
-        digits = path.name.removeprefix("round_")
-        if path.is_dir() and digits.isdigit():
-            found.append((int(digits), path))
+    for path in directory.iterdir() if directory.is_dir() else []:
+        number = Paths.round_of(path)
+        if number is not None and path.is_dir():
+            found.append((number, path))
     return sorted(found)
 
 

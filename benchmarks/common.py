@@ -109,7 +109,7 @@ def run_generate(settings: Settings, sources: pl.DataFrame) -> RunStats:
     cpu0, wall0 = time.process_time(), time.perf_counter()
     frames = asyncio.run(generate_flow(settings, sources, Reporter(quiet=True)))
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-    per_role = json.loads((settings.paths.interim / "calls.json").read_text())
+    per_role = json.loads(settings.paths.calls_file.read_text())
     total = {k: sum(r[k] for r in per_role.values()) for k in ("calls", "tokens_in", "tokens_out")}
     return RunStats(wall, cpu, total["calls"], total["tokens_in"], total["tokens_out"], per_role, frames)  # fmt: skip
 

@@ -85,7 +85,7 @@ def main(sources: int = 500) -> None:
         t1 = time.monotonic()
         gc.callbacks.remove(callback)
         timeline = srv.in_flight(0.05)
-        per_role = json.loads((settings.paths.interim / "calls.json").read_text())
+        per_role = json.loads(settings.paths.calls_file.read_text())
     ideal = ideal_seconds(per_role, K, LATENCY_S, 0.0)
     print(f"wall {t1 - t0:.2f} s, ideal {ideal:.2f} s, ratio {ideal / (t1 - t0):.3f}")
     print(f"full collections: {len(gcs)}, total {sum(gcs):.3f} s, longest {1000 * max(gcs, default=0):.0f} ms")  # fmt: skip

@@ -5,24 +5,18 @@ from __future__ import annotations
 
 from typing import Any
 
-import polars as pl
-from prefect import flow, task
-from prefect.cache_policies import NO_CACHE
+from prefect import flow
 from rich.markup import escape
 
-from autodata import recipes
 from autodata.env import git_revision
 from autodata.progress import Reporter
 from autodata.settings import Settings
 from flows.generate import generate_flow
-from tasks.ingest import ingest_to_files
-from tasks.stages import accept_task, export_task, read_sources, validate_task
-
-
-@task(name="ingest", cache_policy=NO_CACHE)
-def ingest_task(settings: Settings, strict: bool) -> tuple[int, int]:
-    """Prefect wrapper of the ingest stage: (sources, skipped files)."""
-    return ingest_to_files(settings.paths, settings.ingest, strict=strict)
+from tasks.accept import accept_task
+from tasks.export import export_task
+from tasks.generate import read_sources
+from tasks.ingest import ingest_task, skipped_lines
+from tasks.validate import validate_task
 
 
 @flow(name="autodata-run", validate_parameters=False)
@@ -32,12 +26,11 @@ async def run_flow(settings: Settings, reporter: Reporter, strict: bool = False)
     Raises :class:`ValidationFailed` (nothing exported) when the Great Expectations gate fails.
     """
     n_sources, n_skipped = ingest_task(settings, strict)
-    for row in pl.read_parquet(settings.paths.skipped_sources_table).iter_rows(named=True):
-        reporter.warn(f"skipped {settings.paths.sources / row['uri']}: {row['reason']}")
+    for line in skipped_lines(settings.paths):
+        reporter.warn(line)
     where = escape(str(settings.paths.sources))  # a path, not markup
     reporter.line(f"ingested {n_sources} sources from {where} ({n_skipped} files skipped)")
-    loop = await generate_flow(settings, read_sources(settings), reporter)
-    recipes.write_snapshot(settings)
+    loop = await generate_flow(settings, read_sources(settings.paths), reporter)
     result = accept_task(settings, git_revision(), loop.calls)
     validate_task(settings)
     export_task(settings)

@@ -30,7 +30,8 @@ from autodata.settings import Paths, Settings, load_settings
 from autodata.stagefile import read_or_empty
 from tasks.ingest import ingest, new_or_changed
 
-VERSIONED = ("dvc.lock", "metrics")  # what a git commit of a refresh records
+DEFAULTS = Paths()
+VERSIONED = ("dvc.lock", str(DEFAULTS.metrics))  # what a git commit of a refresh records
 
 
 def tool_env() -> dict[str, str]:
@@ -66,10 +67,11 @@ def repro_task(repo: Path) -> str:
 
 
 @task(name="dvc-commit", cache_policy=NO_CACHE)
-def commit_task(repo: Path) -> str:
-    """``dvc commit -f``: make ``dvc.lock`` and the cache match the workspace; return the version."""
+def commit_task(repo: Path, accepted: Path) -> str:
+    """``dvc commit -f``: make ``dvc.lock`` and the cache match the workspace; return the version
+    (of the ``accepted`` table)."""
     run_tool(["dvc", "commit", "-f"], repo)
-    return dataset_version(repo / "dvc.lock")
+    return dataset_version(repo / "dvc.lock", accepted)
 
 
 @task(name="dvc-push", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[10, 60])
@@ -82,9 +84,10 @@ def push_task(repo: Path) -> bool:
 
 
 @task(name="git-commit", cache_policy=NO_CACHE)
-def git_commit_task(repo: Path, message: str) -> str:
-    """Commit ``dvc.lock`` and the metrics (if they changed); return the new short revision."""
-    run_tool(["git", "add", *[p for p in VERSIONED if (repo / p).exists()]], repo)
+def git_commit_task(repo: Path, message: str, versioned: tuple[str, ...] = VERSIONED) -> str:
+    """Commit ``versioned`` (``dvc.lock`` and the metrics) if they changed; return the new short
+    revision."""
+    run_tool(["git", "add", *[p for p in versioned if (repo / p).exists()]], repo)
     if run_tool(["git", "status", "--porcelain", "--untracked-files=no"], repo):
         run_tool(["git", "commit", "-q", "-m", message], repo)
     return run_tool(["git", "rev-parse", "--short=12", "HEAD"], repo)
@@ -96,13 +99,13 @@ def rooted(settings: Settings, root: Path) -> Settings:
     return settings.model_copy(update={"paths": Paths(**paths)})
 
 
-def dataset_version(lock: Path) -> str:
-    """The DVC hash of the accepted table in ``dvc.lock`` ('' before the first repro)."""
+def dataset_version(lock: Path, accepted: Path = DEFAULTS.accepted_table) -> str:
+    """The DVC hash of the ``accepted`` table in ``dvc.lock`` ('' before the first repro)."""
     if not lock.exists():
         return ""
     stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
     outs = stages.get("accept", {}).get("outs", [])
-    return next((o.get("md5", "") for o in outs if o["path"].endswith("accepted.parquet")), "")
+    return next((o.get("md5", "") for o in outs if Path(o["path"]).name == accepted.name), "")
 
 
 @flow(name="refresh", validate_parameters=True)
@@ -116,9 +119,10 @@ def refresh_flow(
     new = new_sources_task(settings)
     log.info("%d new or changed sources: %s", len(new), ", ".join(s["uri"] for s in new[:10]))
     log.info(repro_task(root))
-    version = commit_task(root)
+    version = commit_task(root, settings.paths.accepted_table)
     pushed = push_task(root) if push else False
     message = f"refresh: {len(new)} new or changed sources (accepted md5 {version})"
-    revision = git_commit_task(root, message) if git_commit else None
+    versioned = ("dvc.lock", str(settings.paths.metrics))
+    revision = git_commit_task(root, message, versioned) if git_commit else None
     log.info("dataset version %s (pushed: %s, git: %s)", version, pushed, revision)
     return {"new_sources": new, "version": version, "pushed": pushed, "git_rev": revision}

@@ -1,20 +1,36 @@
 """Stage: accept. The gates of DESIGN §1 (steps 5 and 7, and the verifiable-mode rule) as pure
-functions over the judgments table. Re-running them on stored judgments makes no LLM call.
+functions over the judgments table, and the final stage that applies them.
+
+Used twice. Inside the loop (:mod:`flows.generate`): the weak gate picks the candidates the
+strong solver sees (:func:`weak_gate_task`), and each round is decided (:func:`decide_task`).
+As the final stage (``autodata stage accept``, :func:`finalize`): every decision is recomputed
+under the current gate from the loop's stored tables (no LLM call), the first accepted round per
+source becomes an ``accepted`` row with its lineage, and the run's metrics are computed.
 
 Decision order matters: infrastructure first (never a quality verdict), then quality, then the
 judge's controls (an unreliable judge is never ``too_easy`` and never accepted), then the gates.
+
+Input: ``schemas.CHALLENGES`` + ``schemas.JUDGMENTS`` (+ ``SOURCES``, ``ROLLOUTS`` for the
+final stage). Output: ``schemas.ROUNDS`` and ``schemas.ACCEPTED``.
 """
 
 from __future__ import annotations
 
-import re
+import json
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import polars as pl
+from prefect import task
+from prefect.cache_policies import NO_CACHE
 
-from autodata import schemas
-from autodata.settings import Gate
+from autodata import prompts, recipes, schemas
+from autodata._killpoints import killpoint
+from autodata.errors import SourceError
+from autodata.io import write_json, write_parquet
+from autodata.settings import ROLES, Gate, Paths, Settings
+from autodata.stagefile import read_or_empty
 
 PENDING = "pending_strong"  # weak gate passed; the strong solver still has to run
 DIGITS = 9  # scores are rounded so that 0.85 - 0.65 compares as 0.2, not 0.19999999999999996
@@ -174,51 +190,207 @@ def _round_row(
     }  # fmt: skip
 
 
-_NUMBER = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?(?:/\d+)?")  # 1,000,000.5 is one number
-_BOXED = re.compile(r"\\boxed\{((?:[^{}]|\{[^{}]*\})*)\}")  # one level of nested braces
-_FRAC = re.compile(r"\\d?frac\{([^{}]*)\}\{([^{}]*)\}")
-
-
-def final_answer(text: str) -> str:
-    """The checkable final answer of a solution: \\boxed{..}, 'answer: ..', or the last number."""
-    if boxed := _BOXED.findall(text):
-        return _normalize(boxed[-1])
-    if tail := re.findall(r"answer\s*(?:is|:)\s*([^\n]+)", text, flags=re.IGNORECASE):
-        numbers = _NUMBER.findall(tail[-1])
-        return _normalize(numbers[0] if numbers else tail[-1])
-    numbers = _NUMBER.findall(text)
-    return _normalize(numbers[-1]) if numbers else _normalize(text)
-
-
-def _normalize(answer: str) -> str:
-    answer = _FRAC.sub(r"\1/\2", answer).strip().strip(".").replace(",", "").lower()
-    try:
-        return f"{float(answer):.15g}"  # plain :g keeps 6 digits: 1234567 would equal 1234568
-    except ValueError:
-        return re.sub(r"\s+", " ", answer)
-
-
-def score_verifiable(items: pl.DataFrame, rollouts: pl.DataFrame) -> pl.DataFrame:
-    """Verifiable mode: a rollout scores 1 if its final answer equals the reference, else 0."""
-    refs = {
-        r["candidate_id"]: final_answer(r["reference_answer"]) for r in items.iter_rows(named=True)
-    }
-    rows = []
-    for r in rollouts.iter_rows(named=True):
-        ok = r["call_status"] == "ok"
-        failed = "truncated" if r["call_status"] == "truncated" else "infra_error"
-        right = ok and final_answer(r["answer"]) == refs[r["candidate_id"]]
-        rows.append({"candidate_id": r["candidate_id"], "role": r["role"], "rollout": r["rollout"],
-                     "criterion_met": [right] if ok else [], "criterion_p_yes": [None] if ok else [],
-                     "score": float(right) if ok else None, "p_score": None, "judge_model": "exact-match",
-                     "call_status": "ok" if ok else failed, "finish_reasons": []})  # fmt: skip
-    frame = (
-        pl.DataFrame(rows, schema=schemas.JUDGMENTS) if rows else schemas.empty(schemas.JUDGMENTS)
-    )
-    return schemas.check(frame, schemas.JUDGMENTS, "judgments")
-
-
 def decision_counts(rounds: pl.DataFrame) -> dict[str, int]:
     """Rounds per decision, every decision listed (zeros included)."""
     counts = Counter(rounds["decision"].to_list())
     return {d: counts.get(d, 0) for d in schemas.DECISIONS}
+
+
+# --- inside the loop: the weak gate, and each round's decisions -----------------------------
+
+
+def passed_weak_gate(
+    challenges: pl.DataFrame, weak_judgments: pl.DataFrame, gate: Gate, *, verifiable: bool
+) -> pl.DataFrame:
+    """The challenges the strong solver answers: those whose weak step passed ``gate``."""
+    pending = decide(challenges, weak_judgments, gate, verifiable=verifiable)
+    ids = pending.filter(pl.col("decision") == PENDING)["candidate_id"]
+    return challenges.filter(pl.col("candidate_id").is_in(ids.implode()))
+
+
+@task(name="weak-gate", cache_policy=NO_CACHE)
+def weak_gate_task(
+    challenges: pl.DataFrame, weak_judgments: pl.DataFrame, gate: Gate, verifiable: bool
+) -> pl.DataFrame:
+    """Prefect wrapper of :func:`passed_weak_gate` (no model call, nothing written)."""
+    return passed_weak_gate(challenges, weak_judgments, gate, verifiable=verifiable)
+
+
+@task(name="decide", cache_policy=NO_CACHE)
+def decide_task(
+    challenges: pl.DataFrame,
+    judgments: list[pl.DataFrame],
+    gate: Gate,
+    verifiable: bool,
+    target: Path,
+) -> pl.DataFrame:
+    """A round's ``rounds`` rows from its challenges and every judgment of the round, decided
+    under ``gate`` and written to ``target`` (always: deciding costs no call)."""
+    rounds = decide(challenges, pl.concat(judgments), gate, verifiable=verifiable)
+    write_parquet(rounds, target)
+    return rounds
+
+
+# --- the final stage: decisions under the current gate, accepted rows, metrics ------------
+
+
+def loop_tables(paths: Paths) -> dict[str, tuple[Path, pl.Schema]]:
+    """The generate stage's tables this stage reads: name -> (path, schema)."""
+    return {
+        "challenges": (paths.challenges_table, schemas.CHALLENGES),
+        "rollouts": (paths.rollouts_table, schemas.ROLLOUTS),
+        "judgments": (paths.judgments_table, schemas.JUDGMENTS),
+        "loop_rounds": (paths.loop_rounds_table, schemas.ROUNDS),
+    }
+
+
+def final_rounds(
+    challenges: pl.DataFrame,
+    judgments: pl.DataFrame,
+    loop_rounds: pl.DataFrame,
+    gate: Gate,
+    *,
+    verifiable: bool,
+) -> pl.DataFrame:
+    """Decisions under ``gate``. Where the strong solver never ran (the loop's gate stopped the
+    candidate at the weak step) the loop's own decision and its recorded gate are kept."""
+    fresh = decide(challenges, judgments, gate, verifiable=verifiable)
+    kept = loop_rounds.filter(
+        pl.col("candidate_id").is_in(
+            fresh.filter(pl.col("decision") == PENDING)["candidate_id"].implode()
+        )
+    )
+    fresh = fresh.filter(pl.col("decision") != PENDING)
+    return schemas.check(
+        pl.concat([fresh, kept]).sort("source_id", "round"), schemas.ROUNDS, "rounds"
+    )
+
+
+def accepted_rows(
+    rounds: pl.DataFrame, challenges: pl.DataFrame, sources: pl.DataFrame, lineage: dict[str, str]
+) -> pl.DataFrame:
+    """One row per source that was accepted (its first accepted round), with lineage columns.
+
+    ``lineage`` gives the model ids (challenger_model, weak_model, strong_model, judge_model),
+    the prompt hash and the git revision.
+    """
+    used = rounds.group_by("source_id").agg(rounds_used=pl.col("round").max())
+    first = (
+        rounds.filter(pl.col("decision") == "accepted")
+        .sort("round")
+        .unique("source_id", keep="first")
+    )
+    item_cols = [
+        "candidate_id",
+        "context",
+        "reference_answer",
+        "question_type",
+        "reasoning_skills",
+        "rubric",
+    ]
+    frame = (
+        first.join(challenges.select(item_cols), on="candidate_id")
+        .join(sources.select("source_id", "domain"), on="source_id", how="left")
+        .join(used, on="source_id")
+        .with_columns(**{k: pl.lit(v, dtype=pl.String) for k, v in lineage.items()})
+    )
+    return schemas.check(frame.sort("source_id"), schemas.ACCEPTED, "accepted")
+
+
+def metrics(
+    rounds: pl.DataFrame,
+    accepted: pl.DataFrame,
+    n_sources: int,
+    calls: dict[str, dict[str, int]],
+    rollouts: pl.DataFrame,
+) -> dict[str, Any]:
+    """The numbers of ``metrics/generate.json``."""
+    n_acc = accepted.height
+    requests = sum(c.get("calls", 0) for c in calls.values())
+    logical = sum(
+        c.get("calls", 0) - c.get("retries", 0) + c.get("cache_hits", 0) for c in calls.values()
+    )
+    return {
+        "sources": n_sources,
+        "candidates": rounds.height,
+        "accepted": n_acc,
+        "acceptance_rate": round(n_acc / n_sources, 4) if n_sources else 0.0,
+        "mean_rounds_per_accepted": round(float(accepted["round"].mean()), 3) if n_acc else None,  # type: ignore[arg-type]
+        "decisions": decision_counts(rounds),
+        "llm": {
+            "per_role": calls,
+            "http_requests": requests,
+            "logical_calls": logical,
+            "calls_per_accepted": round(logical / n_acc, 2) if n_acc else None,
+        },
+        "solver_tokens": {
+            role: {"in": int(g["tokens_in"].sum()), "out": int(g["tokens_out"].sum())}
+            for (role,), g in rollouts.group_by("role")
+        },
+    }
+
+
+def lineage_columns(models: dict[str, str], prompt_hash: str, git_rev: str) -> dict[str, str]:
+    """The constant lineage columns of ``accepted``."""
+    return {f"{role}_model": models[role] for role in ("challenger", "weak", "strong", "judge")} | {
+        "prompt_hash": prompt_hash,
+        "git_rev": git_rev,
+    }
+
+
+# --- read / write wrapper and its Prefect task ---------------------------------------------
+
+
+def finalize(
+    settings: Settings, git_rev: str, calls: dict[str, dict[str, int]] | None = None
+) -> dict[str, Any]:
+    """The accept stage on the project's files: read the loop's tables, write ``rounds``,
+    ``accepted`` and ``metrics/generate.json``, record the recipes; return the metrics.
+
+    ``calls``: this run's call counts per role (``autodata run``); None reads those the generate
+    stage wrote (``autodata stage accept``).
+    """
+    paths = settings.paths
+    read = {
+        name: read_or_empty(path, schema, name)
+        for name, (path, schema) in loop_tables(paths).items()
+    }
+    sources = read_or_empty(paths.sources_table, schemas.SOURCES, "sources")
+    verifiable = settings.loop.mode == "verifiable"
+    rounds = final_rounds(
+        read["challenges"],
+        read["judgments"],
+        read["loop_rounds"],
+        settings.gate,
+        verifiable=verifiable,
+    )
+    models = {role: settings.models.role(role).model for role in ROLES}
+    lineage = lineage_columns(models, prompts.prompt_hash(), git_rev)
+    accepted = accepted_rows(rounds, read["challenges"], sources, lineage)
+    if calls is None:
+        calls = json.loads(paths.calls_file.read_text()) if paths.calls_file.exists() else {}
+    result = metrics(rounds, accepted, sources.height, calls, read["rollouts"])
+    killpoint("finalize:before-write")
+    write_parquet(rounds, paths.rounds_table)
+    write_parquet(accepted, paths.accepted_table)
+    write_json(result, paths.generate_metrics)
+    recipes.record_recipe(settings, paths.recipe_registry, git_rev)
+    return result
+
+
+def accepted_and_rounds(paths: Paths) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """This stage's outputs, for the stages after it; a missing rounds table says what to run."""
+    if not paths.rounds_table.exists():
+        raise SourceError(
+            f"{paths.rounds_table} not found; run `autodata stage accept` (or `dvc repro`) first"
+        )
+    accepted = read_or_empty(paths.accepted_table, schemas.ACCEPTED, "accepted")
+    return accepted, read_or_empty(paths.rounds_table, schemas.ROUNDS, "rounds")
+
+
+@task(name="accept", cache_policy=NO_CACHE)
+def accept_task(
+    settings: Settings, git_rev: str, calls: dict[str, dict[str, int]] | None = None
+) -> dict[str, Any]:
+    """Prefect wrapper of :func:`finalize`."""
+    return finalize(settings, git_rev, calls)

@@ -14,7 +14,8 @@ the generate summary as plain values, and writes, each atomically:
 - ``README.md``, the dataset card (:mod:`tasks.card`).
 
 An empty accepted table is a valid input: empty JSONL files, an empty dataset with the same
-features, and a card that says why.
+features, and a card that says why. :func:`export_stage` runs it on the project's files,
+:func:`export_task` inside a flow.
 """
 
 from __future__ import annotations
@@ -24,13 +25,18 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+from prefect import task
+from prefect.cache_policies import NO_CACHE
 
 from autodata import schemas
+from autodata._killpoints import killpoint
 from autodata.io import atomic_dir, atomic_path, write_text
+from autodata.settings import Settings
+from tasks.accept import accepted_and_rounds
 from tasks.card import dataset_card
 from tasks.plots import render_plots
 
-__all__ = ["export", "rl_records", "sft_records"]
+__all__ = ["export", "export_stage", "export_task", "rl_records", "sft_records"]
 
 METADATA = (
     "candidate_id",
@@ -90,6 +96,25 @@ def export(
         "paths": {k: str(v) for k, v in paths.items()},
         "plots": {k: str(v) for k, v in plots.items()},
     }
+
+
+def export_stage(settings: Settings) -> dict[str, Any]:
+    """The export stage on the project's files: the accept stage's outputs and the generate
+    metrics in, the training files, plots and card out; :class:`SourceError` if accept has not
+    run."""
+    accepted, rounds = accepted_and_rounds(settings.paths)
+    paths = settings.paths
+    summary = (
+        json.loads(paths.generate_metrics.read_text()) if paths.generate_metrics.exists() else {}
+    )
+    killpoint("export:before-write")
+    return export(accepted, rounds, paths.export, paths.plots, settings.recipe(), summary)
+
+
+@task(name="export", cache_policy=NO_CACHE)
+def export_task(settings: Settings) -> dict[str, Any]:
+    """Prefect wrapper of :func:`export_stage`."""
+    return export_stage(settings)
 
 
 def _user(content: str) -> dict[str, str]:

@@ -31,12 +31,14 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+from prefect import task
+from prefect.cache_policies import NO_CACHE
 
 from autodata import schemas
 from autodata._killpoints import killpoint
 from autodata.errors import SourceError
 from autodata.io import write_parquet
-from autodata.settings import Ingest, Paths
+from autodata.settings import Ingest, Paths, Settings
 from tasks.ingest_dedup import drop_near_duplicates
 from tasks.ingest_readers import SUPPORTED, Doc, Skip, normalize, read_file
 from tasks.ingest_sections import split_sections
@@ -46,6 +48,7 @@ __all__ = [
     "Doc",
     "Skip",
     "ingest",
+    "ingest_task",
     "ingest_to_files",
     "list_files",
     "new_or_changed",
@@ -117,6 +120,12 @@ def ingest_to_files(settings_paths: Paths, cfg: Ingest, strict: bool = False) ->
     write_parquet(sources, settings_paths.sources_table)
     write_parquet(skipped, settings_paths.skipped_sources_table)
     return sources.height, skipped.height
+
+
+@task(name="ingest", cache_policy=NO_CACHE)
+def ingest_task(settings: Settings, strict: bool) -> tuple[int, int]:
+    """Prefect wrapper of :func:`ingest_to_files`: (sources, skipped files)."""
+    return ingest_to_files(settings.paths, settings.ingest, strict=strict)
 
 
 def skipped_lines(paths: Paths) -> list[str]:

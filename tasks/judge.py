@@ -3,6 +3,9 @@ code (Σ weight·met / Σ weight), never taken from the model. The judge never s
 answer. Controls: on every candidate it also grades the reference answer (should be met) and a
 non-answer (should not) — ``accept`` uses them to detect a judge that cannot tell them apart.
 
+Verifiable mode (DESIGN §1) grades without a model: a rollout scores 1 when its final answer
+equals the reference answer's (:func:`score_verifiable`).
+
 Input: rollouts + challenges. Output: ``schemas.JUDGMENTS``.
 """
 
@@ -12,6 +15,7 @@ import asyncio
 import math
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -145,21 +149,37 @@ async def judge(
     return schemas.check(frame, schemas.JUDGMENTS, "judgments")
 
 
+@dataclass(frozen=True)
+class Grader:
+    """How the judge stage grades, as values: the judge's client and spec and the non-answer
+    control, or (``verifiable``) exact match of the final answer, with no model."""
+
+    client: ChatClient
+    spec: RoleModel
+    non_answer: str
+    verifiable: bool = False
+
+
 @task(name="judge", cache_policy=NO_CACHE)
 async def judge_task(
-    items: pl.DataFrame,
+    challenges: pl.DataFrame,
     rollouts: pl.DataFrame,
-    client: ChatClient,
-    spec: RoleModel,
-    non_answer: str,
+    round_no: int,
+    grader: Grader,
     target: Path,
     reporter: Reporter,
     *,
     controls: bool,
 ) -> pl.DataFrame:
-    """Prefect wrapper: resume from ``target`` or run :func:`judge` and write it."""
+    """Prefect wrapper: grade ``rollouts`` of the challenges that passed quality. Verifiable mode
+    scores them at once (nothing to resume); otherwise resume from ``target`` or run
+    :func:`judge` and write it."""
+    items = challenges.filter(pl.col("qv_passed"))
+    if grader.verifiable:
+        return score_verifiable(items, rollouts)
     total = rollouts.height + (2 * items.height if controls else 0)
-    with reporter.stage(f"{target.parent.name}: judge {target.stem.split('_')[0]}", total) as done:
+    solver = rollouts["role"][0] if rollouts.height else ""
+    with reporter.stage(f"round {round_no}: judge {solver}", total) as done:
         return await persisted(
             target,
             schemas.JUDGMENTS,
@@ -167,10 +187,57 @@ async def judge_task(
             lambda: judge(
                 items,
                 rollouts,
-                client,
-                spec,
+                grader.client,
+                grader.spec,
                 controls=controls,
-                non_answer=non_answer,
+                non_answer=grader.non_answer,
                 on_done=done,
             ),
         )
+
+
+# --- verifiable mode: exact match of the final answer, no judge model ---------------------
+
+
+_NUMBER = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?(?:/\d+)?")  # 1,000,000.5 is one number
+_BOXED = re.compile(r"\\boxed\{((?:[^{}]|\{[^{}]*\})*)\}")  # one level of nested braces
+_FRAC = re.compile(r"\\d?frac\{([^{}]*)\}\{([^{}]*)\}")
+
+
+def final_answer(text: str) -> str:
+    """The checkable final answer of a solution: \\boxed{..}, 'answer: ..', or the last number."""
+    if boxed := _BOXED.findall(text):
+        return _normalize(boxed[-1])
+    if tail := re.findall(r"answer\s*(?:is|:)\s*([^\n]+)", text, flags=re.IGNORECASE):
+        numbers = _NUMBER.findall(tail[-1])
+        return _normalize(numbers[0] if numbers else tail[-1])
+    numbers = _NUMBER.findall(text)
+    return _normalize(numbers[-1]) if numbers else _normalize(text)
+
+
+def _normalize(answer: str) -> str:
+    answer = _FRAC.sub(r"\1/\2", answer).strip().strip(".").replace(",", "").lower()
+    try:
+        return f"{float(answer):.15g}"  # plain :g keeps 6 digits: 1234567 would equal 1234568
+    except ValueError:
+        return re.sub(r"\s+", " ", answer)
+
+
+def score_verifiable(items: pl.DataFrame, rollouts: pl.DataFrame) -> pl.DataFrame:
+    """Verifiable mode: a rollout scores 1 if its final answer equals the reference, else 0."""
+    refs = {
+        r["candidate_id"]: final_answer(r["reference_answer"]) for r in items.iter_rows(named=True)
+    }
+    rows = []
+    for r in rollouts.iter_rows(named=True):
+        ok = r["call_status"] == "ok"
+        failed = "truncated" if r["call_status"] == "truncated" else "infra_error"
+        right = ok and final_answer(r["answer"]) == refs[r["candidate_id"]]
+        rows.append({"candidate_id": r["candidate_id"], "role": r["role"], "rollout": r["rollout"],
+                     "criterion_met": [right] if ok else [], "criterion_p_yes": [None] if ok else [],
+                     "score": float(right) if ok else None, "p_score": None, "judge_model": "exact-match",
+                     "call_status": "ok" if ok else failed, "finish_reasons": []})  # fmt: skip
+    frame = (
+        pl.DataFrame(rows, schema=schemas.JUDGMENTS) if rows else schemas.empty(schemas.JUDGMENTS)
+    )
+    return schemas.check(frame, schemas.JUDGMENTS, "judgments")

@@ -2,12 +2,14 @@
 
 Solvers never see the reference answer or the rubric; a *privileged* solver (the strong role in
 the embedded default) also sees the source document (DESIGN §1, "privileged information").
-Input: challenges (+ source text when privileged). Output: ``schemas.ROLLOUTS``.
+Input: challenges (those that passed quality) + sources (their text). Output:
+``schemas.ROLLOUTS``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
@@ -109,18 +111,39 @@ async def solve(
     return schemas.check(frame, schemas.ROLLOUTS, "rollouts")
 
 
+def solver_items(challenges: pl.DataFrame, sources: pl.DataFrame) -> pl.DataFrame:
+    """The items a solver answers: the challenges that passed quality, each with its source's
+    ``text`` (only a privileged solver reads it)."""
+    passed = challenges.filter(pl.col("qv_passed"))
+    return passed.join(sources.select("source_id", "text"), on="source_id")
+
+
+@dataclass(frozen=True)
+class Solver:
+    """One solver role as values: ``role`` (weak|strong), ``k`` rollouts, its client and spec."""
+
+    role: str
+    k: int
+    client: ChatClient
+    spec: RoleModel
+
+
 @task(name="solve", cache_policy=NO_CACHE)
 async def solve_task(
-    items: pl.DataFrame,
-    role: str,
-    k: int,
-    client: ChatClient,
-    spec: RoleModel,
+    challenges: pl.DataFrame,
+    sources: pl.DataFrame,
+    round_no: int,
+    solver: Solver,
     target: Path,
     reporter: Reporter,
 ) -> pl.DataFrame:
-    """Prefect wrapper: resume from ``target`` or run :func:`solve` and write it."""
-    with reporter.stage(f"{target.parent.name}: solve {role}", items.height * k) as done:
+    """Prefect wrapper: resume from ``target`` or run :func:`solve` on the challenges that passed
+    quality (:func:`solver_items`) and write it."""
+    items, role, k = solver_items(challenges, sources), solver.role, solver.k
+    with reporter.stage(f"round {round_no}: solve {role}", items.height * k) as done:
         return await persisted(
-            target, schemas.ROLLOUTS, "rollouts", lambda: solve(items, role, k, client, spec, done)
+            target,
+            schemas.ROLLOUTS,
+            "rollouts",
+            lambda: solve(items, role, k, solver.client, solver.spec, done),
         )

@@ -4,7 +4,8 @@ Pure-ish core: :func:`validate` takes the ``accepted`` and ``rounds`` frames and
 ``validate`` settings, runs two suites (one per table) in an ephemeral GE context, optionally
 builds Data Docs into a directory, and returns a :class:`ValidationReport`. Nothing is read
 from params.yaml or the environment. :func:`write_report` writes ``metrics/validation.json``;
-:func:`raise_if_failed` stops the pipeline with one readable message.
+:func:`raise_if_failed` stops the pipeline with one readable message. :func:`validate_stage`
+runs it on the project's files, :func:`validate_task` inside a flow.
 
 The suite itself (what is expected of which column) lives in :mod:`tasks.validate_checks`;
 the per-row gate and rubric facts it checks are computed in :mod:`tasks.validate_rows`.
@@ -22,14 +23,26 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+from prefect import task
+from prefect.cache_policies import NO_CACHE
 
 from autodata import schemas
+from autodata._killpoints import killpoint
 from autodata.errors import ValidationFailed
 from autodata.io import atomic_dir, write_json
-from autodata.settings import Validate
+from autodata.settings import Settings, Validate
+from tasks.accept import accepted_and_rounds
 from tasks.validate_checks import Spec, accepted_specs, accepted_view, rounds_specs, rounds_view
 
-__all__ = ["ExpectationResult", "ValidationReport", "raise_if_failed", "validate", "write_report"]
+__all__ = [
+    "ExpectationResult",
+    "ValidationReport",
+    "raise_if_failed",
+    "validate",
+    "validate_stage",
+    "validate_task",
+    "write_report",
+]
 
 MAX_IDS = 20
 SITE = "local_site"  # the ephemeral context's own site; pointed at our directory
@@ -111,6 +124,28 @@ def raise_if_failed(report: ValidationReport) -> None:
         f"expectations failed: {parts}. Fix the rows named, or the recipe or validate "
         f"thresholds, and rerun; {where}"
     )
+
+
+# --- read / write wrapper and its Prefect task ---------------------------------------------
+
+
+def validate_stage(settings: Settings) -> ValidationReport:
+    """The validate stage on the project's files: run the suites on the accept stage's outputs;
+    write ``metrics/validation.json`` and the Data Docs. Returns the report without raising
+    (:func:`raise_if_failed` stops export); :class:`SourceError` if accept has not run."""
+    accepted, rounds = accepted_and_rounds(settings.paths)
+    report = validate(accepted, rounds, settings.validate_, settings.paths.data_docs)
+    killpoint("validate:before-write")
+    write_report(report, settings.paths.validation_metrics)
+    return report
+
+
+@task(name="validate", cache_policy=NO_CACHE)
+def validate_task(settings: Settings) -> dict[str, Any]:
+    """Prefect wrapper of :func:`validate_stage` that stops the flow when the suite fails."""
+    report = validate_stage(settings)
+    raise_if_failed(report)
+    return report.counts
 
 
 def _describe_failure(r: ExpectationResult) -> str:

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 import yaml
 
-from autodata import recipes
 from autodata.settings import Gate, Ingest, Validate, load_settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,7 +36,7 @@ def test_stage_order_and_commands() -> None:
         (
             "accept",
             "outs",
-            [PATHS.rounds_table, PATHS.accepted_table, recipes.registry_path(PATHS)],
+            [PATHS.rounds_table, PATHS.accepted_table, PATHS.recipe_registry],
         ),
         ("accept", "metrics", [PATHS.generate_metrics]),
         ("validate", "outs", [PATHS.data_docs]),
@@ -50,8 +49,8 @@ def test_outputs_are_the_settings_paths(stage: str, key: str, expected: list[Pat
 
 
 def test_generate_outputs_are_what_accept_reads() -> None:
-    interim = [str(PATHS.interim / f"{n}.parquet") for n in ("challenges", "rollouts", "judgments", "loop_rounds")]  # fmt: skip
-    loop_outs = [*interim, str(PATHS.interim / "calls.json"), str(recipes.snapshot_path(PATHS))]
+    tables = (PATHS.challenges_table, PATHS.rollouts_table, PATHS.judgments_table, PATHS.loop_rounds_table)  # fmt: skip
+    loop_outs = [str(p) for p in (*tables, PATHS.calls_file, PATHS.recipe_snapshot)]
     assert names(STAGES["generate"]["outs"]) == loop_outs
     assert set(loop_outs) <= set(names(STAGES["accept"]["deps"]))
 

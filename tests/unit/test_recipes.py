@@ -54,7 +54,7 @@ def test_record_recipe_records_the_generate_snapshot_and_the_current_recipe(tmp_
     generated = settings(tmp_path)
     recipes.write_snapshot(generated)
     retuned = settings(tmp_path, gate=Gate(min_gap=0.5))  # the gate changed after generate
-    path = recipes.registry_path(retuned.paths)
+    path = retuned.paths.recipe_registry
     hashes = recipes.record_recipe(retuned, path, "rev")
     assert hashes == [generated.recipe_hash(), retuned.recipe_hash()]
     assert set(recipes.read_registry(path)) == set(hashes)

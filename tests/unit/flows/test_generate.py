@@ -36,9 +36,10 @@ from autodata.testing.roles import (
     user_text,
 )
 from autodata.testing.scripted_server import ScriptedServer
-from flows.generate import _startup_objects_frozen, generate_flow, work_dir
+from flows.generate import _startup_objects_frozen, generate_flow
+from tasks.accept import finalize
+from tasks.generate import work_key
 from tasks.ingest import ingest_to_files
-from tasks.outputs import finalize
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -71,7 +72,9 @@ class Run:
 
     def round_dir(self, round_no: int) -> Path:
         sources = pl.read_parquet(self.settings.paths.sources_table)
-        return work_dir(self.settings, sources) / f"round_{round_no:02d}"
+        return self.settings.paths.round_files(
+            work_key(self.settings, sources), round_no
+        ).rounds.parent
 
 
 async def run_loop(settings: Settings) -> Run:

@@ -37,7 +37,7 @@ def test_run_flow_ends_with_validation_and_export(scripted: Scripted, tmp_path: 
     assert (paths.data_docs / "index.html").exists()
     assert len((paths.export / "sft.jsonl").read_text().splitlines()) == 6
     assert (paths.plots / "scores.csv").exists()
-    assert list(recipes.read_registry(recipes.registry_path(paths))) == [settings.recipe_hash()]
+    assert list(recipes.read_registry(paths.recipe_registry)) == [settings.recipe_hash()]
 
 
 def test_run_flow_stops_before_export_when_validation_fails(scripted: Scripted, tmp_path: Path) -> None:  # fmt: skip

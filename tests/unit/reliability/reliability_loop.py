@@ -15,8 +15,8 @@ from autodata import schemas
 from autodata.progress import Reporter
 from autodata.settings import Settings
 from flows.generate import generate_flow
+from tasks.accept import finalize
 from tasks.ingest import ingest_to_files
-from tasks.outputs import finalize
 
 TWO_SOURCES = ("legal/late_delivery_clause.md", "math/water_tank.md")
 QUIET = Reporter(quiet=True)

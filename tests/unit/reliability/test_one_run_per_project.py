@@ -19,12 +19,12 @@ from typer.testing import CliRunner
 from autodata import schemas
 from autodata.cli import app
 from autodata.errors import ProjectBusy
-from autodata.runlock import lock_path, project_lock, remove_leftovers
+from autodata.runlock import project_lock, remove_leftovers
 from autodata.settings import Paths
 from autodata.testing.scripted_server import ScriptedServer
 from flows.generate import generate_flow
+from tasks.accept import finalize
 from tasks.ingest import ingest_to_files
-from tasks.outputs import finalize
 
 HOLDER = """
 import sys, time
@@ -62,7 +62,7 @@ def test_a_second_run_is_refused_naming_the_holder(
     holder.kill()  # SIGKILL: the kernel drops the lock with its holder
     holder.wait()
     with project_lock(paths_in(tmp_path), "autodata run"):
-        assert lock_path(paths_in(tmp_path)).read_text().startswith(f"{os.getpid()} ")
+        assert paths_in(tmp_path).lock_file.read_text().startswith(f"{os.getpid()} ")
 
 
 def test_the_cli_refuses_with_one_line_before_any_work(

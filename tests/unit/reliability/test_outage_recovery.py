@@ -22,7 +22,7 @@ from autodata.testing.replies import Reply
 from autodata.testing.roles import LoopScript, role_of
 from autodata.testing.scripted_server import RecordedRequest, ScriptedServer
 from autodata.workdir import first_failed_round
-from flows.generate import work_dir
+from tasks.generate import work_key
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 Scripted = Callable[..., ScriptedServer]
@@ -66,7 +66,7 @@ async def test_a_rerun_after_an_outage_retries_and_ends_like_a_clean_run(
     assert again.rounds.equals(clean.rounds) and again.accepted.equals(clean.accepted)
     assert "rounds 1+ of an earlier run had failed model calls" in shown.getvalue()
     sources = pl.read_parquet(settings.paths.sources_table)
-    assert first_failed_round(work_dir(settings, sources)) is None
+    assert first_failed_round(settings.paths.work_dir(work_key(settings, sources))) is None
 
 
 async def test_a_rerun_repeats_only_the_failed_calls(scripted: Scripted, tmp_path: Path) -> None:

@@ -17,7 +17,8 @@ from gate_rules import WEAK_OK, inconsistent_rows, with_gate
 from autodata import schemas
 from autodata.settings import Gate
 from tasks import accept
-from tasks.accept import PENDING, decide, decide_one, feedback_line, final_answer, summarize
+from tasks.accept import PENDING, decide, decide_one, feedback_line, summarize
+from tasks.judge import score_verifiable
 
 GATE = Gate()
 CID = "cand-1"
@@ -344,38 +345,7 @@ def test_decision_counts_lists_every_decision() -> None:
     assert counts["too_easy"] == 1 and sum(counts.values()) == 1
 
 
-# --- verifiable mode ----------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        (r"so the result is \boxed{42}.", "42"),
-        (r"first \boxed{3}, corrected: \boxed{ 4 }", "4"),
-        (r"\boxed{1,234}", "1234"),
-        (r"\boxed{\frac{1}{2}}", "1/2"),
-        (r"\boxed{\dfrac{3}{4}}", "3/4"),
-        ("The answer is 3/4.", "3/4"),
-        ("Answer: 12 apples (I counted 3 boxes)", "12"),
-        ("ANSWER: -7", "-7"),
-        ("final answer is 5.0", "5"),
-        ("x = 3, so y = 2.50.", "2.5"),
-        ("There are 1,000,000 ways", "1000000"),
-        ("1234567", "1234567"),
-        ("The answer is Paris.", "paris"),
-        ("no digits at all", "no digits at all"),
-    ],
-)
-def test_final_answer_extraction(text: str, expected: str) -> None:
-    assert final_answer(text) == expected
-
-
-def test_final_answer_keeps_different_values_apart() -> None:
-    assert final_answer(r"\boxed{\frac{1}{2}}") != final_answer(r"\boxed{\frac{1}{3}}")
-    assert final_answer("1234567") != final_answer("1234568")
-    assert final_answer("3.14159265") != final_answer("3.14159")
-    assert final_answer("1/2") != final_answer("0.5")  # fractions stay text
-    assert final_answer("Answer: 1,234") == final_answer(r"\boxed{1234}")
+# --- verifiable mode (exact-match grading: tests/unit/tasks/test_judge.py) ---------------
 
 
 def _verifiable_round(weak: list[str], strong: list[str], reference: str = "42") -> dict[str, Any]:
@@ -398,7 +368,7 @@ def _verifiable_round(weak: list[str], strong: list[str], reference: str = "42")
         ],
         schema=schemas.ROLLOUTS,
     )
-    judgments = accept.score_verifiable(items, rollouts)
+    judgments = score_verifiable(items, rollouts)
     return decide(items, judgments, GATE, verifiable=True).row(0, named=True)
 
 
@@ -421,31 +391,6 @@ def test_verifiable_mode_majority_votes(weak: list[str], strong: list[str], expe
 def test_verifiable_mode_needs_no_judge_controls() -> None:
     row = _verifiable_round(["1", "2", "3"], ["42"] * 3)
     assert row["decision"] == "accepted" and row["control_gap"] is None
-
-
-def test_score_verifiable_scores_each_rollout() -> None:
-    items = pl.DataFrame([challenge_row(reference_answer=r"\boxed{12}")], schema=schemas.CHALLENGES)
-    rollouts = pl.DataFrame(
-        [
-            {
-                "candidate_id": CID,
-                "role": "weak",
-                "rollout": i,
-                "answer": a,
-                "tokens_in": 0,
-                "tokens_out": 0,
-                "model": "m",
-                "call_status": s,
-                "error": "",
-            }
-            for i, (a, s) in enumerate([("answer: 12", "ok"), ("13", "ok"), (None, "infra_error")])
-        ],
-        schema=schemas.ROLLOUTS,
-    )
-    j = accept.score_verifiable(items, rollouts)
-    assert j["score"].to_list() == [1.0, 0.0, None]
-    assert j["call_status"].to_list() == ["ok", "ok", "infra_error"]
-    assert j["criterion_met"].to_list() == [[True], [False], []]
 
 
 # --- property: decisions agree with the gate each row records -----------------------------

@@ -1,0 +1,162 @@
+"""Stage: generate, the data around the round loop (DESIGN §1).
+
+The loop itself is a Prefect flow that only orchestrates (:mod:`flows.generate`); its steps are
+the challenge, solve, judge and accept stages. This module holds the rest: the loop's input
+(the sources table, :func:`read_sources`), which sources are still open (:func:`open_sources`),
+who plays each part (:class:`Cast`), where each round's files live (:func:`work_key`), the tables
+the rounds add up to (:class:`LoopTables`) and the stage's outputs (:func:`write_outputs`: the
+loop tables, ``Paths.calls_file`` and the recipe snapshot).
+
+Input: ``schemas.SOURCES``. Output: ``schemas.CHALLENGES``, ``ROLLOUTS``, ``JUDGMENTS`` and
+``ROUNDS`` (the loop's own decisions), all rounds concatenated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from autodata import recipes, schemas
+from autodata.errors import SourceError
+from autodata.io import write_json, write_parquet
+from autodata.llm.client import ChatClient
+from autodata.settings import Gate, Loop, Paths, Settings
+from tasks import accept
+from tasks.challenge import Roles
+from tasks.judge import Grader
+from tasks.solve import Solver
+
+
+def read_sources(paths: Paths) -> pl.DataFrame:
+    """The sources table written by ingest; a missing one says which stage to run."""
+    path = paths.sources_table
+    if not path.exists():
+        raise SourceError(f"{path} not found; run `autodata stage ingest` (or `dvc repro`) first")
+    return schemas.check(pl.read_parquet(path), schemas.SOURCES, "sources")
+
+
+def open_sources(sources: pl.DataFrame, history: pl.DataFrame, loop: Loop) -> pl.DataFrame:
+    """Sources not yet accepted, with quality rounds and infra retries left."""
+    if history.is_empty():
+        return sources
+    infra = pl.col("decision") == "infra_error"
+    per = history.group_by("source_id").agg(
+        accepted=(pl.col("decision") == "accepted").any(), quality=(~infra).sum(), infra=infra.sum()
+    )
+    closed = per.filter(
+        pl.col("accepted")
+        | (pl.col("quality") >= loop.max_rounds)
+        | (pl.col("infra") > loop.max_infra_retries)
+    )
+    return sources.filter(~pl.col("source_id").is_in(closed["source_id"].implode()))
+
+
+def last_round(loop: Loop) -> int:
+    """The highest round number the budget allows (quality rounds + infra retries)."""
+    return loop.max_rounds + loop.max_infra_retries
+
+
+def work_key(settings: Settings, sources: pl.DataFrame) -> str:
+    """The work folder of a run: keyed by the recipe and the source set."""
+    ids = "".join(sorted(sources["source_id"].to_list()))
+    return f"{settings.recipe_hash()}-{hashlib.sha256(ids.encode()).hexdigest()[:8]}"
+
+
+@dataclass(frozen=True)
+class Cast:
+    """Who plays each part of a round, as values: challenger and verifier (:class:`Roles`), the
+    two solvers, the judge (:class:`Grader`) and the gate the loop searches under."""
+
+    roles: Roles
+    weak: Solver
+    strong: Solver
+    grader: Grader
+    gate: Gate
+    verifiable: bool
+
+
+def cast(settings: Settings, clients: Mapping[str, ChatClient]) -> Cast:
+    """The :class:`Cast` of ``settings`` with the open ``clients`` (one per role)."""
+    models, k, verifiable = settings.models, settings.rollouts, settings.loop.mode == "verifiable"
+    roles = Roles(clients["challenger"], models.challenger, clients["verifier"], models.verifier,
+                  settings.recipe_hash(), settings.prompts.overrides())  # fmt: skip
+    return Cast(
+        roles,
+        Solver("weak", k.weak, clients["weak"], models.weak),
+        Solver("strong", k.strong, clients["strong"], models.strong),
+        Grader(clients["judge"], models.judge, settings.loop.non_answer, verifiable),
+        settings.gate,
+        verifiable,
+    )
+
+
+@dataclass
+class LoopTables:
+    """Everything the loop produced, all rounds concatenated."""
+
+    challenges: list[pl.DataFrame] = field(default_factory=list)
+    rollouts: list[pl.DataFrame] = field(default_factory=list)
+    judgments: list[pl.DataFrame] = field(default_factory=list)
+    rounds: list[pl.DataFrame] = field(default_factory=list)
+
+    def add(self, challenges: pl.DataFrame, rollouts: list[pl.DataFrame],
+            judgments: list[pl.DataFrame], rounds: pl.DataFrame) -> None:  # fmt: skip
+        """Keep one round's tables."""
+        self.challenges.append(challenges)
+        self.rollouts.append(pl.concat(rollouts))
+        self.judgments.append(pl.concat(judgments))
+        self.rounds.append(rounds)
+
+    def history(self) -> pl.DataFrame:
+        """The ``rounds`` rows so far (what the next round's feedback and open sources read)."""
+        return pl.concat(self.rounds) if self.rounds else schemas.empty(schemas.ROUNDS)
+
+    def frames(self) -> dict[str, pl.DataFrame]:
+        pairs = [("challenges", self.challenges, schemas.CHALLENGES), ("rollouts", self.rollouts, schemas.ROLLOUTS),
+                 ("judgments", self.judgments, schemas.JUDGMENTS), ("loop_rounds", self.rounds, schemas.ROUNDS)]  # fmt: skip
+        return {
+            name: pl.concat(parts) if parts else schemas.empty(schema)
+            for name, parts, schema in pairs
+        }
+
+
+def round_line(round_no: int, history: pl.DataFrame, n_open: int) -> str:
+    """The status line after a round: its number, the sources it ran on, the totals so far."""
+    counts = accept.decision_counts(history)
+    shown = " · ".join(f"{k} {v}" for k, v in counts.items() if v)
+    return f"[bold]round {round_no}[/] done ({n_open} sources open) — totals: {shown}"
+
+
+class LoopOutput(dict[str, pl.DataFrame]):
+    """The loop tables by name, and ``calls``: this run's call counts per role (its own, not
+    read back from ``Paths.calls_file``, which the next run in the project overwrites)."""
+
+    def __init__(self, frames: dict[str, pl.DataFrame], calls: dict[str, dict[str, int]]) -> None:
+        super().__init__(frames)
+        self.calls = calls
+
+
+def write_outputs(
+    settings: Settings, tables: LoopTables, calls: dict[str, dict[str, int]]
+) -> LoopOutput:
+    """Write the stage's outputs: the loop tables, the call counts and the recipe snapshot."""
+    frames, paths = tables.frames(), settings.paths
+    targets = {"challenges": paths.challenges_table, "rollouts": paths.rollouts_table,
+               "judgments": paths.judgments_table, "loop_rounds": paths.loop_rounds_table}  # fmt: skip
+    for name, frame in frames.items():
+        write_parquet(frame, targets[name])
+    write_json(calls, paths.calls_file)
+    recipes.write_snapshot(settings)
+    return LoopOutput(frames, calls)
+
+
+def summary(loop: LoopOutput) -> dict[str, int]:
+    """What ``autodata stage generate`` reports: candidates, rounds, HTTP requests."""
+    return {
+        "candidates": loop["challenges"].height,
+        "rounds": int(loop["loop_rounds"]["round"].max() or 0),  # type: ignore[arg-type]
+        "http_requests": sum(c.get("calls", 0) for c in loop.calls.values()),
+    }
