@@ -162,6 +162,22 @@ class Gate(_Section):
     control_margin: float = Field(
         0.5, ge=0, le=1, description="min score(reference) - score(non-answer) for a reliable judge"
     )
+    confidence: float = Field(
+        0.85, gt=0, lt=1, description="sequential: accept at P(every mean condition) >= this; "
+        "also the level of the credible intervals recorded on every round",
+    )  # fmt: skip
+    weak_confidence: float = Field(
+        0.8, gt=0, lt=1, description="sequential: the strong solver runs at P(weak_mean <= weak_mean_max) >= this"
+    )  # fmt: skip
+    weak_futility: float = Field(
+        0.5, ge=0, lt=1, description="sequential: too easy at P(weak_mean <= weak_mean_max) <= this"
+    )  # fmt: skip
+    futility: float = Field(
+        0.2, ge=0, lt=1, description="sequential: give up on a candidate at P(every mean condition) <= this"
+    )  # fmt: skip
+    prior_weight: float = Field(
+        1.0, gt=0, le=100, description="sequential: pseudo-rollouts of the prior, half scoring 0, half 1"
+    )  # fmt: skip
 
     @model_validator(mode="after")
     def _ordered(self) -> Gate:
@@ -169,6 +185,10 @@ class Gate(_Section):
             raise ValueError("strong_mean_min must be below strong_mean_max")
         if self.weak_mean_max > self.weak_max_max:
             raise ValueError("weak_mean_max must not exceed weak_max_max")
+        if self.futility >= self.confidence or self.weak_futility >= self.weak_confidence:
+            raise ValueError(
+                "futility must be below confidence (and weak_futility below weak_confidence)"
+            )
         return self
 
 
@@ -210,8 +230,24 @@ class Optimize(_Section):
 
 
 class Rollouts(_Section):
+    """Rollouts per role: ``weak``/``strong`` for the fixed gate; the rest for the sequential gate."""
+
     weak: int = Field(3, ge=1, le=64)
     strong: int = Field(3, ge=1, le=64)
+    first: int = Field(
+        2, ge=1, le=64, description="sequential: rollouts per role in the first batch"
+    )
+    batch: int = Field(
+        1, ge=1, le=64, description="sequential: rollouts per role in each later batch"
+    )
+    max_weak: int = Field(8, ge=1, le=64, description="sequential: cap on weak rollouts")
+    max_strong: int = Field(16, ge=1, le=64, description="sequential: cap on strong rollouts")
+
+    @model_validator(mode="after")
+    def _first_within_caps(self) -> Rollouts:
+        if self.first > min(self.max_weak, self.max_strong):
+            raise ValueError("first must not exceed max_weak or max_strong")
+        return self
 
 
 class Loop(_Section):

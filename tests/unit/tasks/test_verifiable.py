@@ -1,0 +1,91 @@
+"""Verifiable mode's answer checks: extraction, numeric equivalence and the majority vote."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import pytest
+
+from tasks.verifiable import equivalent, extract, majority, number, reference_answer
+
+TOL = 1e-4
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Pipe A adds 200 L/h.\nFinal answer: 12:30", "12:30"),
+        ("**Final Answer:** 72", "72"),
+        ("Final answer: \\boxed{\\frac{3}{4}}", "\\frac{3}{4}"),
+        ("so the result is \\boxed{\\frac{1}{2}}.", "\\frac{1}{2}"),
+        ("nested \\boxed{\\sqrt{\\frac{1}{4}}} ok", "\\sqrt{\\frac{1}{4}}"),
+        ("Natalia sold 48 + 24 = 72 clips.\n#### 72", "72"),
+        ("Final answer: 5\nWait, no.\nFinal answer: 6", "6"),  # the last statement wins
+        ("The answer is 42 I think", None),  # a mentioned number is not a stated answer
+        ("", None),
+        (None, None),
+    ],
+)
+def test_extract(text: str | None, expected: str | None) -> None:
+    assert extract(text) == expected
+
+
+def test_final_answer_line_wins_over_earlier_boxes() -> None:
+    assert extract("try \\boxed{3} ... no.\nFinal answer: 4") == "4"
+
+
+def test_reference_without_a_final_line_is_the_whole_text() -> None:
+    assert reference_answer(" 1,200 ") == "1,200"
+    assert reference_answer("Working...\n#### 72") == "72"
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("1/2", "0.5"),
+        ("\\frac{1}{2}", "0.5"),
+        ("\\dfrac{3}{4}", "75%"),
+        ("50%", "0.5"),
+        ("50\\%", "50"),
+        ("1,200", "1200"),
+        ("1200.0", "1,200"),
+        ("−3", "-3"),
+        ("$72", "72"),
+        ("0.3333", "1/3"),  # within the relative tolerance 1e-4
+        ("1e3", "1000"),
+        ("12:30", " 12:30. "),
+        ("\\text{twelve}", "Twelve"),
+    ],
+)
+def test_equivalent(a: str, b: str) -> None:
+    assert equivalent(a, b, TOL)
+    assert equivalent(b, a, TOL)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [("0.33", "1/3"), ("10", "100"), ("1,2,3", "123"), ("12:30", "12:45"), ("5", "-5")],
+)
+def test_not_equivalent(a: str, b: str) -> None:
+    assert not equivalent(a, b, TOL)
+
+
+def test_tolerance_is_the_setting() -> None:
+    assert equivalent("3.14", "3.14159", 1e-3)
+    assert not equivalent("3.14", "3.14159", 1e-4)
+    assert not equivalent(None, "3", 1.0)
+
+
+def test_numbers_stay_exact() -> None:
+    assert number("1/3") == (Fraction(1, 3), False) == number("2/6")
+    assert number("12%") == (Fraction(12), True)
+    assert number("abc") is None and number("1,2,3") is None
+
+
+def test_majority_groups_equivalent_answers() -> None:
+    assert majority(["1/2", "0.5", "3", None, "3", "0.50"], TOL) == "1/2"
+
+
+@pytest.mark.parametrize("answers", [["1", "2"], [None, None], [], ["1", "2", "1", "2", None]])
+def test_no_majority_on_a_tie_or_without_answers(answers: list[str | None]) -> None:
+    assert majority(answers, TOL) is None
