@@ -1,9 +1,12 @@
-"""The ``autodata`` command line. Thin: parse options, load settings once, call flows."""
+"""The ``autodata`` command line. Thin: parse options, load settings once, call flows.
+
+The CLI modules (``autodata/cli*.py``) are the front door, the top of the house: the one part of
+``autodata`` that imports ``flows/`` and ``tasks/``, lazily, inside the commands. An
+:class:`AutodataError` from any command is handled once, by :class:`Commands`."""
 
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,17 +17,18 @@ from rich.table import Table
 
 from autodata import env
 from autodata.cli_bench import bench_app
-from autodata.cli_common import console, fail, say, settings_of
+from autodata.cli_common import Commands, console, say, settings_of
 from autodata.cli_guard import guarded
 from autodata.cli_lineage import lineage, recipes
 from autodata.cli_schedule import schedule
 from autodata.cli_stage import ingest, stage_app
-from autodata.errors import AutodataError, ValidationFailed
+from autodata.errors import ValidationFailed
 from autodata.settings import EMBEDDED_MODEL, ROLES, Settings
 
 env.configure()
 
 app = typer.Typer(
+    cls=Commands,
     help="Turn source documents into training data in the right difficulty zone.",
     no_args_is_help=True,
 )
@@ -65,16 +69,13 @@ def run(
     from flows.pipeline import run_flow
 
     logfilter.install()
+    settings = settings_of(ctx)
     try:
-        settings = settings_of(ctx)
         with guarded(settings, flows=True) as stop:
             metrics: dict[str, Any] = stop.run(run_flow(settings, Reporter(console, quiet), strict))
-    except AutodataError as exc:
-        failed_run = isinstance(exc, ValidationFailed)  # settings are loaded: name the cause
-        fail(
-            exc,
-            summary.cause_of_failed_run(settings.paths.generate_metrics) if failed_run else None,
-        )
+    except ValidationFailed as exc:  # the run's own metrics name the cause behind it
+        exc.cause_line = summary.cause_of_failed_run(settings.paths.generate_metrics)
+        raise
     summary.render(metrics, Console(), _uses_embedded(settings))
     paths = settings.paths
     say(
@@ -88,10 +89,7 @@ def models_check(ctx: typer.Context) -> None:
     """Start or reach every role's backend and time one JSON-schema round trip each."""
     from autodata.llm.backends import check_models
 
-    try:
-        checks = asyncio.run(check_models(settings_of(ctx), announce=say))
-    except AutodataError as exc:
-        fail(exc)
+    checks = asyncio.run(check_models(settings_of(ctx), announce=say))
     table = Table("role", "backend", "model", "latency", "status", title="models check")
     for c in checks:
         latency = f"{c.latency_s:.2f}s" if c.latency_s is not None else "-"
@@ -117,20 +115,10 @@ def models_prepare(
     """Convert the embedded models params.yaml names (once) into directories vLLM can serve."""
     from autodata.llm.embedded import prepare_embedded
 
-    try:
-        settings = settings_of(ctx)
-        named = [settings.models.role(r).model for r in ROLES]
-        ready = prepare_embedded(
-            [*named, *(model or [])], settings.vllm.python, settings.paths.models
-        )
-    except AutodataError as exc:
-        fail(exc)
+    settings = settings_of(ctx)
+    named = [settings.models.role(r).model for r in ROLES]
+    ready = prepare_embedded([*named, *(model or [])], settings.vllm.python, settings.paths.models)
     for name, where in ready:
         say(f"{name}: {where}")
     if not ready:
         console.print("no role uses an embedded model: nothing to prepare")
-
-
-def entrypoint() -> None:
-    """Console-script entry point."""
-    sys.exit(app())

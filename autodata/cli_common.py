@@ -1,12 +1,15 @@
-"""Helpers shared by the CLI modules (kept apart from ``autodata.cli`` to avoid import cycles)."""
+"""Helpers shared by the CLI modules (kept apart from ``autodata.cli`` to avoid import cycles),
+and :class:`Commands`, the one place the CLI handles an :class:`AutodataError`."""
 
 from __future__ import annotations
 
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.text import Text
+from typer._click.core import Context  # typer vendors click; this is its context type
+from typer.core import TyperGroup
 
 from autodata.errors import AutodataError
 from autodata.settings import Settings, load_settings
@@ -25,10 +28,22 @@ def say(text: str) -> None:
     console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
-def fail(exc: AutodataError, cause: str | None = None) -> NoReturn:
-    """Print ``exc`` as one line (and, if given, the ``cause`` behind it as the last line) and
-    exit with its code. Neither is read as markup: they may quote a file, a server or a model."""
+def fail(exc: AutodataError) -> NoReturn:
+    """Print ``exc`` as one line (and its ``cause_line``, if known, as the last line) and exit with
+    its code. Neither is read as markup: they may quote a file, a server or a model."""
     console.print(Text.assemble(("error:", "red"), f" {exc}"), highlight=False, soft_wrap=True)
-    if cause:
-        console.print(Text(cause), highlight=False, soft_wrap=True)
+    if exc.cause_line:
+        console.print(Text(exc.cause_line), highlight=False, soft_wrap=True)
     raise typer.Exit(exc.exit_code)
+
+
+class Commands(TyperGroup):
+    """The ``autodata`` command tree. Every command (and sub-command) runs inside
+    :meth:`invoke`, so an :class:`AutodataError` from any of them ends here as :func:`fail`'s
+    one line and exit code; commands themselves never catch it."""
+
+    def invoke(self, ctx: Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except AutodataError as exc:
+            fail(exc)

@@ -1,4 +1,4 @@
-"""``autodata lineage <id>`` and ``autodata recipes``: thin commands over :mod:`tasks.lineage`."""
+"""``autodata lineage <id>`` and ``autodata recipes``: thin commands over :mod:`autodata.lineage`."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ import yaml
 from rich.console import Console
 from rich.table import Column, Table
 
+from autodata import lineage as core
 from autodata import recipes as registry
 from autodata import schemas
-from autodata.cli_common import fail, settings_of
+from autodata.cli_common import settings_of
 from autodata.errors import AutodataError
 from autodata.settings import Settings
 from autodata.stagefile import read_or_empty
-from tasks import lineage as core
 
 out = Console()
 WORKSPACE = "workspace"
@@ -37,18 +37,15 @@ def lineage(
     chars: Annotated[int, typer.Option(help="Characters of the source to show.")] = 400,
 ) -> None:
     """Show where a row came from: the source, every round tried on it, and its recipe."""
-    try:
-        settings = settings_of(ctx)
-        rounds = _rounds(settings)
-        sources = read_or_empty(settings.paths.sources_table, schemas.SOURCES, "sources")
-        target = core.resolve(ident, sources, rounds)
-    except AutodataError as exc:
-        fail(exc)
+    settings = settings_of(ctx)
+    rounds = _rounds(settings)
+    sources = read_or_empty(settings.paths.sources_table, schemas.SOURCES, "sources")
+    target = core.resolve(ident, sources, rounds)
     entries = registry.read_registry(settings.paths.recipe_registry)
     _print_source(core.source_excerpt(sources, target.source_id, chars), target)
     _print_rounds(core.rounds_of(rounds, target.source_id), target)
     for entry in core.recipes_of(rounds, target.source_id, entries):
-        _print_recipe(entry)
+        _print_recipe(entry, settings.paths.recipe_registry)
     gate = core.gate_of(rounds, target.candidate_id, target.source_id)
     shown = ", ".join(f"{k}={v}" for k, v in gate.items())
     out.print(f"[bold]decided under gate[/] {shown}", highlight=False, soft_wrap=True)
@@ -75,11 +72,13 @@ def _print_rounds(rows: pl.DataFrame, target: core.Target) -> None:
     out.print(table)
 
 
-def _print_recipe(entry: dict[str, Any]) -> None:
+def _print_recipe(entry: dict[str, Any], registry_file: Path) -> None:
     out.print(f"[bold]recipe[/] {entry['recipe_hash']}", highlight=False)
     if entry.get("recipe") is None:
         out.print(
-            "  (not in the recipe registry data/processed/recipes.jsonl; rerun `autodata stage accept`)"
+            f"  (not in the recipe registry {registry_file}; rerun `autodata stage accept`)",
+            markup=False,
+            highlight=False,
         )
         return
     out.print(f"  first seen {entry['first_seen']} at git {entry['git_rev']}", highlight=False)
@@ -100,14 +99,11 @@ def recipes(
     ] = None,
 ) -> None:
     """Compare the recipe versions in the data: acceptance rate, rounds per accepted, gap."""
-    try:
-        settings = settings_of(ctx)
-        tables = {WORKSPACE: _rounds(settings)} | {r: _rounds_at(settings, r) for r in rev or []}
-        entries = registry.read_registry(settings.paths.recipe_registry)
-        for r in rev or []:
-            entries = _registry_at(settings, r) | entries
-    except AutodataError as exc:
-        fail(exc)
+    settings = settings_of(ctx)
+    tables = {WORKSPACE: _rounds(settings)} | {r: _rounds_at(settings, r) for r in rev or []}
+    entries = registry.read_registry(settings.paths.recipe_registry)
+    for r in rev or []:
+        entries = _registry_at(settings, r) | entries
     _print_versions(core.compare_versions(tables), entries)
 
 
@@ -133,28 +129,38 @@ def _print_versions(versions: pl.DataFrame, entries: dict[str, dict[str, Any]]) 
         out.print(f"not in the recipe registry: {', '.join(unknown)}", highlight=False)
 
 
-def _read_at(path: Path, rev: str) -> bytes:
+def _read_at(path: Path, rev: str, *, missing_ok: bool = False) -> bytes | None:
+    """``path`` as it is at git revision or DVC experiment ``rev``; None when it is not there
+    and ``missing_ok`` (any other failure is an :class:`AutodataError` naming the fix)."""
     import dvc.api
-    from dvc.exceptions import DvcException
+    from dvc.exceptions import DvcException, FileMissingError, PathMissingError
 
     try:
         with dvc.api.open(str(path), rev=rev, mode="rb") as fh:
             return bytes(fh.read())
+    except (FileMissingError, PathMissingError) as exc:
+        if missing_ok:
+            return None
+        raise _unreadable(path, rev, exc) from exc
     except DvcException as exc:
-        raise AutodataError(
-            f"cannot read {path} at revision '{rev}' ({exc}); check the name with `git log` or "
-            "`dvc exp show`, and `dvc pull` if the data is only on a remote"
-        ) from exc
+        raise _unreadable(path, rev, exc) from exc
+
+
+def _unreadable(path: Path, rev: str, exc: Exception) -> AutodataError:
+    return AutodataError(
+        f"cannot read {path} at revision '{rev}' ({exc}); check the name with `git log` or "
+        "`dvc exp show`, and `dvc pull` if the data is only on a remote"
+    )
 
 
 def _rounds_at(settings: Settings, rev: str) -> pl.DataFrame:
-    frame = pl.read_parquet(io.BytesIO(_read_at(settings.paths.rounds_table, rev)))
-    return schemas.check(frame, schemas.ROUNDS, "rounds")
+    data = _read_at(settings.paths.rounds_table, rev)
+    assert data is not None  # not missing_ok
+    return schemas.check(pl.read_parquet(io.BytesIO(data)), schemas.ROUNDS, "rounds")
 
 
 def _registry_at(settings: Settings, rev: str) -> dict[str, dict[str, Any]]:
-    try:
-        text = _read_at(settings.paths.recipe_registry, rev).decode()
-    except AutodataError:
-        return {}  # an older revision without a registry: the table still compares
-    return registry.parse_registry(text)
+    """The registry at ``rev``; empty at an older revision that has none (the table still
+    compares, its recipes reported as not in the registry)."""
+    data = _read_at(settings.paths.recipe_registry, rev, missing_ok=True)
+    return registry.parse_registry(data.decode()) if data is not None else {}

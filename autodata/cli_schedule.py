@@ -6,8 +6,7 @@ from typing import Annotated
 
 import typer
 
-from autodata.cli_common import fail, say, settings_of
-from autodata.errors import AutodataError
+from autodata.cli_common import say, settings_of
 
 
 def schedule(
@@ -24,10 +23,7 @@ def schedule(
     """
     from flows.schedule import check_api, check_cron, serve_refresh
 
-    try:
-        settings_of(ctx)  # fail now, not at 03:00, if params.yaml is wrong
-        url, cron = check_api(), check_cron(cron)
-        say(f"schedule: serving refresh/{name} on '{cron}' via {url}")
-        serve_refresh(cron, name, str(ctx.find_root().obj["params"]), push)
-    except AutodataError as exc:
-        fail(exc)
+    settings_of(ctx)  # fail now, not at 03:00, if params.yaml is wrong
+    url, cron = check_api(), check_cron(cron)
+    say(f"schedule: serving refresh/{name} on '{cron}' via {url}")
+    serve_refresh(cron, name, str(ctx.find_root().obj["params"]), push)

@@ -1,8 +1,9 @@
 """``autodata stage <name>``: run exactly one pipeline stage (what each DVC stage's ``cmd`` calls).
 
 Each command loads settings from the global ``--params``, runs its stage's read/write wrapper
-(in ``tasks/<stage>.py``; generate's in :mod:`flows.generate`) and prints one line; an :class:`AutodataError` becomes one line and a
-non-zero exit, which stops ``dvc repro`` at that stage.
+(in ``tasks/<stage>.py``; generate's in :mod:`flows.generate`) and prints one line; an
+:class:`AutodataError` becomes one line and a non-zero exit (``autodata.cli_common.Commands``),
+which stops ``dvc repro`` at that stage. Imports are lazy: ``autodata --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -11,9 +12,8 @@ from typing import Annotated
 
 import typer
 
-from autodata.cli_common import console, fail, say, settings_of
+from autodata.cli_common import console, say, settings_of
 from autodata.cli_guard import guarded
-from autodata.errors import AutodataError
 
 stage_app = typer.Typer(
     help="Run one pipeline stage (ingest, generate, accept, validate, export); dvc.yaml calls these.",
@@ -31,12 +31,9 @@ def ingest(
     """Read the sources directory into the sources table (no model calls)."""
     from tasks.ingest import ingest_to_files, skipped_lines
 
-    try:
-        settings = settings_of(ctx)
-        with guarded(settings):
-            n, skipped = ingest_to_files(settings.paths, settings.ingest, strict=strict)
-    except AutodataError as exc:
-        fail(exc)
+    settings = settings_of(ctx)
+    with guarded(settings):
+        n, skipped = ingest_to_files(settings.paths, settings.ingest, strict=strict)
     for line in skipped_lines(settings.paths):
         console.print(line, markup=False, highlight=False, soft_wrap=True)
     say(f"ingest: {n} sources → {settings.paths.sources_table}; {skipped} skipped (named above)")
@@ -53,12 +50,9 @@ def generate(
     from flows.generate import generate_stage
 
     logfilter.install()  # the loop is a Prefect flow: keep its tracebacks of our errors off
-    try:
-        settings = settings_of(ctx)
-        with guarded(settings, flows=True) as stop:
-            out = stop.run(generate_stage(settings, Reporter(console, quiet)))
-    except AutodataError as exc:
-        fail(exc)
+    settings = settings_of(ctx)
+    with guarded(settings, flows=True) as stop:
+        out = stop.run(generate_stage(settings, Reporter(console, quiet)))
     say(
         f"generate: {out['candidates']} candidates in {out['rounds']} rounds, "
         f"{out['http_requests']} HTTP requests → {settings.paths.interim}"
@@ -71,12 +65,9 @@ def accept(ctx: typer.Context) -> None:
     from autodata.env import git_revision
     from tasks.accept import finalize
 
-    try:
-        settings = settings_of(ctx)
-        with guarded(settings):
-            result = finalize(settings, git_revision())
-    except AutodataError as exc:
-        fail(exc)
+    settings = settings_of(ctx)
+    with guarded(settings):
+        result = finalize(settings, git_revision())
     paths = settings.paths
     say(
         f"accept: {result['accepted']} of {result['candidates']} candidates accepted → "
@@ -89,13 +80,10 @@ def validate(ctx: typer.Context) -> None:
     """Run the Great Expectations gate; exit non-zero (code 4) when it fails."""
     from tasks.validate import raise_if_failed, validate_stage
 
-    try:
-        settings = settings_of(ctx)
-        with guarded(settings):
-            report = validate_stage(settings)
-        raise_if_failed(report)
-    except AutodataError as exc:
-        fail(exc)
+    settings = settings_of(ctx)
+    with guarded(settings):
+        report = validate_stage(settings)
+    raise_if_failed(report)
     skipped = report.counts["not_applicable"]
     checked = len(report.expectations) - skipped
     say(
@@ -109,10 +97,7 @@ def export(ctx: typer.Context) -> None:
     """Write sft.jsonl, rl.jsonl, the HF dataset, plots and the dataset card."""
     from tasks.export import export_stage
 
-    try:
-        settings = settings_of(ctx)
-        with guarded(settings):
-            out = export_stage(settings)
-    except AutodataError as exc:
-        fail(exc)
+    settings = settings_of(ctx)
+    with guarded(settings):
+        out = export_stage(settings)
     say(f"export: {out['sft_rows']} rows → {settings.paths.export}; plots → {settings.paths.plots}")

@@ -1,14 +1,17 @@
 """The few typed errors autodata raises. Each message is one line that names the culprit and the fix.
 
-The CLI turns any ``AutodataError`` into that line and a non-zero exit; anything else is a bug.
+The CLI turns any ``AutodataError`` into that line and a non-zero exit, in one place
+(``autodata.cli_common.Commands``); anything else is a bug.
 Per-row problems (a bad source file, a malformed reply) are never exceptions: they become rows.
 """
 
 
 class AutodataError(Exception):
-    """Base class: ``str(err)`` is a complete, user-facing sentence with the fix."""
+    """Base class: ``str(err)`` is a complete, user-facing sentence with the fix. ``cause_line``, when
+    a command knows it, is a last line on what lay behind it (e.g. the dominant failed call)."""
 
     exit_code = 2
+    cause_line: str | None = None
 
 
 class ConfigError(AutodataError):

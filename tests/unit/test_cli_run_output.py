@@ -7,6 +7,7 @@ import asyncio
 import shutil
 from pathlib import Path
 
+import pytest
 from conftest import SAMPLE_SOURCES
 from rich.console import Console
 from typer.testing import CliRunner
@@ -108,3 +109,30 @@ def test_after_a_failed_validation_the_cause_comes_from_the_run_metrics(tmp_path
         "main cause of failed or retried calls: strong: 5 × HTTP 503 (server error) — "
         "check the server's logs for role strong"
     )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run"],
+        ["ingest"],
+        ["models", "check"],
+        ["models", "prepare"],
+        ["stage", "accept"],
+        ["lineage", "abc"],
+        ["recipes"],
+        ["schedule", "--cron", "0 3 * * *"],
+    ],
+)
+def test_every_command_ends_an_autodata_error_with_one_line(
+    tmp_path: Path, args: list[str]
+) -> None:
+    """No command catches it itself: the command tree (``cli_common.Commands``) prints the one
+    line and exits with the error's code."""
+    missing = tmp_path / "nope.yaml"
+    result = CliRunner().invoke(app, ["--params", str(missing), *args])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert lines == [
+        f"error: {missing}: file not found; pass --params PATH or create it (see README)"
+    ]

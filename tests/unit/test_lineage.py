@@ -1,4 +1,4 @@
-"""tasks.lineage: resolving ids, a source's rounds and recipes, comparing recipe versions."""
+"""autodata.lineage: resolving ids, a source's rounds and recipes, comparing recipe versions."""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ from typing import Any
 import polars as pl
 import pytest
 
-from autodata import schemas
+from autodata import lineage, schemas
 from autodata.errors import AutodataError
 from autodata.settings import Gate
-from tasks import lineage
 
 GATE = Gate().model_dump_json()
 STRICT = Gate(min_gap=0.5).model_dump_json()
