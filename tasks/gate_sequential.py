@@ -47,7 +47,7 @@ from autodata.settings import Gate
 Status = Literal["inside", "outside", "open"]
 _CF_STEPS, _CF_EPS, _TINY = 300, 1e-13, 1e-300  # continued-fraction numerics (not thresholds)
 _STEPS = 48  # integration pieces over the weak mean where the gap condition binds
-_BISECT = 60  # quantile bisection steps (2**-60: below float resolution)
+_QUANTILE_STEPS, _QUANTILE_TOL = 60, 1e-10  # safeguarded Newton on the cdf (not thresholds)
 
 
 @dataclass(frozen=True)
@@ -130,13 +130,26 @@ def cdf(post: Posterior, x: float) -> float:
     return betainc(post.a, post.b, x)
 
 
+def density(post: Posterior, x: float) -> float:
+    """The Beta density of ``post`` at ``x`` in (0, 1)."""
+    a, b = post.a, post.b
+    log_norm = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
+    return math.exp(log_norm + (a - 1) * math.log(x) + (b - 1) * math.log1p(-x))
+
+
 def quantile(post: Posterior, q: float) -> float:
-    """The ``q``-quantile of ``post`` (bisection on :func:`cdf`)."""
-    low, high = 0.0, 1.0
-    for _ in range(_BISECT):
-        mid = (low + high) / 2
-        low, high = (mid, high) if cdf(post, mid) < q else (low, mid)
-    return (low + high) / 2
+    """The ``q``-quantile of ``post``: Newton steps on :func:`cdf`, kept inside a bracket that
+    shrinks every step (a bisection step whenever Newton would leave it)."""
+    low, high, x = 0.0, 1.0, min(max(post.mean, 1e-6), 1 - 1e-6)
+    for _ in range(_QUANTILE_STEPS):
+        gap = cdf(post, x) - q
+        if abs(gap) < _QUANTILE_TOL or high - low < _QUANTILE_TOL:
+            break
+        low, high = (x, high) if gap < 0 else (low, x)
+        slope = density(post, x)
+        step = x - gap / slope if slope > 0 else -1.0
+        x = step if low < step < high else (low + high) / 2
+    return x
 
 
 def interval(post: Posterior, level: float) -> tuple[float, float]:

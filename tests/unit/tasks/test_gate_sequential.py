@@ -18,6 +18,7 @@ from tasks.gate_sequential import (
     posterior,
     prob_weak_inside,
     prob_zone,
+    quantile,
     weak_verdict,
     zone_verdict,
 )
@@ -131,3 +132,10 @@ def test_sample_means_use_the_gates_sides() -> None:
     assert means_in_zone(0.40, 0.60, SEQ)  # strong_mean_min inclusive
     assert not means_in_zone(0.40, 0.95, SEQ)  # strong_mean_max exclusive
     assert not means_in_zone(0.66, 0.90, SEQ)
+
+
+@pytest.mark.parametrize(("a", "b"), [(0.5, 0.6), (47.3, 5.7), (2.0, 9.0), (0.8, 60.0)])
+@pytest.mark.parametrize("q", [0.001, 0.075, 0.5, 0.925, 0.999])
+def test_quantile_inverts_the_cdf(a: float, b: float, q: float) -> None:
+    post = Posterior(a, b, 3)
+    assert betainc(a, b, quantile(post, q)) == pytest.approx(q, abs=1e-8)
