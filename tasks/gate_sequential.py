@@ -40,9 +40,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from autodata.settings import Gate
+from autodata.settings import Gate, Rollouts
 
 Status = Literal["inside", "outside", "open"]
 _CF_STEPS, _CF_EPS, _TINY = 300, 1e-13, 1e-300  # continued-fraction numerics (not thresholds)
@@ -212,3 +212,58 @@ def zone_verdict(weak: Sequence[float], strong: Sequence[float], gate: Gate) -> 
     if prob >= gate.confidence and means_ok:
         return Verdict("inside", prob)
     return Verdict("outside" if prob <= gate.futility else "open", prob)
+
+
+# --- the gate's decision on a candidate's scores so far ---------------------------------------
+
+PENDING_STRONG = "pending_strong"  # the weak step is settled inside: the strong solver runs next
+MORE = "pending_rollouts"  # still open below the cap: the loop draws another batch
+
+
+def decide(
+    weak: Sequence[float], strong: Sequence[float], gate: Gate, rollouts: Rollouts
+) -> tuple[str, str]:
+    """(decision, reason) of the sequential gate, or a pending marker (:data:`PENDING_STRONG`,
+    :data:`MORE`). A candidate still open at its cap is rejected: undecided is not accepted."""
+    if not strong:
+        return _weak_step(weak, gate, rollouts)
+    zone = zone_verdict(weak, strong, gate)
+    if zone.status == "inside":
+        return "accepted", ""
+    if zone.status == "open" and len(strong) < rollouts.max_strong:
+        return MORE, ""
+    why = (
+        f"<= futility {gate.futility:g}"
+        if zone.status == "outside"
+        else f"still below confidence {gate.confidence:g} after {len(strong)} strong rollouts"
+    )
+    p_weak = prob_weak_inside(posterior(weak, gate.prior_weight), gate)
+    label = "too_easy" if p_weak <= gate.weak_futility else "failed_strong"
+    return label, f"P(every mean condition) = {zone.prob:.2f} {why}"
+
+
+def _weak_step(weak: Sequence[float], gate: Gate, rollouts: Rollouts) -> tuple[str, str]:
+    verdict = weak_verdict(weak, gate)
+    if verdict.status == "inside":
+        return PENDING_STRONG, ""
+    where = f"P(weak_mean <= {gate.weak_mean_max:g}) = {verdict.prob:.2f}"
+    if verdict.status == "outside":
+        return "too_easy", f"{where} <= weak_futility {gate.weak_futility:g}"
+    if len(weak) >= rollouts.max_weak:
+        return "too_easy", f"{where}, below weak_confidence {gate.weak_confidence:g} after {len(weak)} weak rollouts"  # fmt: skip
+    return MORE, ""
+
+
+def evidence(weak: Sequence[float], strong: Sequence[float], gate: Gate) -> dict[str, Any]:
+    """What a ``rounds`` row records about the scores at its decision (``schemas.EVIDENCE``):
+    counts, every score, credible intervals at ``gate.confidence`` and both probabilities."""
+    out: dict[str, Any] = {"weak_n": len(weak), "strong_n": len(strong),
+                           "weak_scores": list(weak), "strong_scores": list(strong)}  # fmt: skip
+    posts = {role: posterior(xs, gate.prior_weight) for role, xs in (("weak", weak), ("strong", strong)) if xs}  # fmt: skip
+    for role in ("weak", "strong"):
+        low, high = interval(posts[role], gate.confidence) if role in posts else (None, None)
+        out |= {f"{role}_low": low, f"{role}_high": high}
+    out["prob_weak"] = prob_weak_inside(posts["weak"], gate) if "weak" in posts else None
+    both = len(posts) == 2
+    out["prob_zone"] = prob_zone(posts["weak"], posts["strong"], gate) if both else None
+    return out

@@ -55,10 +55,16 @@ def parse_gate(raw: str | None) -> dict[str, Any] | None:
         return None
 
 
+def gate_dtype(key: str) -> type[pl.DataType]:
+    """The polars type of Gate setting ``key``: Boolean, Float64, or String (``method``)."""
+    kind = Gate.model_fields[key].annotation
+    return pl.Boolean if kind is bool else pl.Float64 if kind in (float, int) else pl.String
+
+
 def gate_columns(gates: pl.Series) -> pl.DataFrame:
     """One ``gate_<key>`` column per Gate setting (null where the JSON is unusable)."""
     parsed = [parse_gate(g) for g in gates.to_list()]
-    schema = {f"gate_{k}": pl.Boolean if k.startswith("forbid") else pl.Float64 for k in GATE_KEYS}
+    schema = {f"gate_{k}": gate_dtype(k) for k in GATE_KEYS}
     rows = [{f"gate_{k}": (p or {}).get(k) for k in GATE_KEYS} for p in parsed]
     return pl.DataFrame(rows, schema=schema)
 

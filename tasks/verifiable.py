@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from fractions import Fraction
+from typing import Any
 
 _FINAL = re.compile(r"^[\s*_#>-]*final\s+answer[\s*_]*[:：][\s*_]*(.+?)[\s*_]*$", re.IGNORECASE | re.MULTILINE)  # fmt: skip
 _HASHES = re.compile(r"^\s*####\s*(.+?)\s*$", re.MULTILINE)
@@ -129,3 +130,16 @@ def majority(answers: Sequence[str | None], tolerance: float) -> str | None:
     if not ranked or (len(ranked) > 1 and ranked[1][1] == ranked[0][1]):
         return None
     return ranked[0][0]
+
+
+def votes(
+    answers: dict[str, Sequence[str | None]], reference: str, tolerance: float
+) -> dict[str, Any]:
+    """The answer key of ``reference``, each role's majority answer (``answers``: role → the
+    answers extracted from its rollouts) and whether that majority is right."""
+    key = reference_answer(reference)
+    out: dict[str, Any] = {"answer_key": key}
+    for role in ("weak", "strong"):
+        vote = majority(answers.get(role) or [], tolerance)
+        out |= {f"{role}_vote": vote, f"{role}_right": equivalent(vote, key, tolerance)}
+    return out

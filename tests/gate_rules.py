@@ -9,10 +9,9 @@ from __future__ import annotations
 import polars as pl
 
 from autodata.settings import Gate
+from tasks.validate_rows import gate_dtype
 
-GATE_DTYPE = pl.Struct(
-    {k: pl.Boolean if k.startswith("forbid") else pl.Float64 for k in Gate.model_fields}
-)
+GATE_DTYPE = pl.Struct({k: gate_dtype(k) for k in Gate.model_fields})
 
 
 def with_gate(rounds: pl.DataFrame) -> pl.DataFrame:

@@ -9,10 +9,14 @@ import random
 
 import pytest
 
-from autodata.settings import Gate
+from autodata.settings import Gate, Rollouts
 from tasks.gate_sequential import (
+    MORE,
+    PENDING_STRONG,
     Posterior,
     betainc,
+    decide,
+    evidence,
     interval,
     means_in_zone,
     posterior,
@@ -139,3 +143,47 @@ def test_sample_means_use_the_gates_sides() -> None:
 def test_quantile_inverts_the_cdf(a: float, b: float, q: float) -> None:
     post = Posterior(a, b, 3)
     assert betainc(a, b, quantile(post, q)) == pytest.approx(q, abs=1e-8)
+
+
+# --- decisions on the scores so far -------------------------------------------------------
+
+CAPS = Rollouts(first=2, batch=1, max_weak=4, max_strong=6)
+
+
+def test_weak_step_decisions() -> None:
+    assert decide([0.25, 0.25], [], SEQ, CAPS) == (PENDING_STRONG, "")
+    assert decide([0.75, 0.58], [], SEQ, CAPS) == (MORE, "")
+    label, why = decide([1.0, 1.0], [], SEQ, CAPS)
+    assert label == "too_easy" and "<= weak_futility 0.5" in why
+
+
+def test_an_open_weak_step_at_its_cap_is_too_easy() -> None:
+    label, why = decide([0.75, 0.58, 0.67, 0.58], [], SEQ, CAPS)
+    assert label == "too_easy" and "after 4 weak rollouts" in why
+
+
+def test_strong_step_decisions() -> None:
+    assert decide([0.25] * 6, [0.75] * 6, SEQ, CAPS)[0] == "accepted"
+    assert decide([0.25] * 2, [0.67] * 2, SEQ, CAPS) == (MORE, "")
+    label, why = decide([0.25] * 2, [0.67] * 6, _gate(confidence=0.999), CAPS)
+    assert label == "failed_strong" and "after 6 strong rollouts" in why
+    label, why = decide([0.25] * 2, [0.25, 0.33], SEQ, CAPS)
+    assert label == "failed_strong" and "<= futility 0.2" in why
+
+
+def test_paired_weak_rollouts_that_turn_out_easy_make_it_too_easy() -> None:
+    label, _ = decide([0.25, 0.33, 1.0, 1.0, 1.0, 1.0], [1.0] * 4, SEQ, CAPS)
+    assert label == "too_easy"
+
+
+def test_evidence_records_every_score_and_the_intervals() -> None:
+    ev = evidence([0.25, 0.5], [0.75, 1.0, 0.67], SEQ)
+    assert (ev["weak_n"], ev["strong_n"]) == (2, 3)
+    assert ev["weak_scores"] == [0.25, 0.5] and ev["strong_scores"] == [0.75, 1.0, 0.67]
+    assert ev["weak_low"] < 0.375 < ev["weak_high"] and ev["strong_low"] < 0.81 < ev["strong_high"]
+    assert 0 < ev["prob_zone"] < ev["prob_weak"] < 1
+
+
+def test_evidence_without_strong_rollouts_has_no_zone() -> None:
+    ev = evidence([0.25], [], SEQ)
+    assert ev["strong_low"] is None and ev["prob_zone"] is None and ev["prob_weak"] > 0

@@ -6,7 +6,7 @@ from fractions import Fraction
 
 import pytest
 
-from tasks.verifiable import equivalent, extract, majority, number, reference_answer
+from tasks.verifiable import equivalent, extract, majority, number, reference_answer, votes
 
 TOL = 1e-4
 
@@ -89,3 +89,16 @@ def test_majority_groups_equivalent_answers() -> None:
 @pytest.mark.parametrize("answers", [["1", "2"], [None, None], [], ["1", "2", "1", "2", None]])
 def test_no_majority_on_a_tie_or_without_answers(answers: list[str | None]) -> None:
     assert majority(answers, TOL) is None
+
+
+def test_votes_name_the_key_and_each_roles_majority() -> None:
+    answers = {"weak": ["41", "1/2", None], "strong": ["72", "72.0", "71"]}
+    voted = votes(answers, "Working...\nFinal answer: 72", TOL)
+    assert voted == {"answer_key": "72", "weak_vote": None, "weak_right": False,
+                     "strong_vote": "72", "strong_right": True}  # fmt: skip
+
+
+def test_a_weak_majority_on_the_key_is_right() -> None:
+    voted = votes({"weak": ["5/36", "0.1389", "1/6"]}, "5/36", TOL)
+    assert voted["weak_right"] and voted["weak_vote"] == "5/36"
+    assert voted["strong_vote"] is None and not voted["strong_right"]
