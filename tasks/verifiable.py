@@ -16,10 +16,13 @@ texts (case, spaces, ``$``, ``\\text{}``, a final period) must be equal.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any
+
+import polars as pl
 
 _FINAL = re.compile(r"^[\s*_#>-]*final\s+answer[\s*_]*[:：][\s*_]*(.+?)[\s*_]*$", re.IGNORECASE | re.MULTILINE)  # fmt: skip
 _HASHES = re.compile(r"^\s*####\s*(.+?)\s*$", re.MULTILINE)
@@ -143,3 +146,34 @@ def votes(
         vote = majority(answers.get(role) or [], tolerance)
         out |= {f"{role}_vote": vote, f"{role}_right": equivalent(vote, key, tolerance)}
     return out
+
+
+def known_answer(metadata: str | None) -> str | None:
+    """The known answer a source carries (``sources.metadata``: a record's ``answer`` field or a
+    markdown file's front matter), as an answer key; None when it has none."""
+    try:
+        data = json.loads(metadata or "{}")
+    except ValueError:
+        return None
+    value = data.get("answer") if isinstance(data, dict) else None
+    return reference_answer(str(value)) if value not in (None, "") else None
+
+
+def check_known_answers(
+    challenges: pl.DataFrame, sources: pl.DataFrame, tolerance: float
+) -> pl.DataFrame:
+    """Verifiable mode's quality check against the source: an item whose reference answer is not
+    equivalent to its source's known answer fails quality (the challenger asked another question
+    or got it wrong), with both answers in ``qv_reason``. Sources without one are left alone."""
+    keys = {
+        r["source_id"]: known_answer(r["metadata"])
+        for r in sources.select("source_id", "metadata").iter_rows(named=True)
+    }
+    rows = []
+    for row in challenges.iter_rows(named=True):
+        key = keys.get(row["source_id"])
+        ours = reference_answer(row["reference_answer"] or "")
+        if row["qv_passed"] and key is not None and not equivalent(ours, key, tolerance):
+            row |= {"qv_passed": False, "qv_reason": f"reference answer {ours!r} is not the source's known answer {key!r}"}  # fmt: skip
+        rows.append(row)
+    return pl.DataFrame(rows, schema=challenges.schema) if rows else challenges

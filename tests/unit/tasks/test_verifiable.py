@@ -4,9 +4,19 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+import polars as pl
 import pytest
 
-from tasks.verifiable import equivalent, extract, majority, number, reference_answer, votes
+from tasks.verifiable import (
+    check_known_answers,
+    equivalent,
+    extract,
+    known_answer,
+    majority,
+    number,
+    reference_answer,
+    votes,
+)
 
 TOL = 1e-4
 
@@ -102,3 +112,51 @@ def test_a_weak_majority_on_the_key_is_right() -> None:
     voted = votes({"weak": ["5/36", "0.1389", "1/6"]}, "5/36", TOL)
     assert voted["weak_right"] and voted["weak_vote"] == "5/36"
     assert voted["strong_vote"] is None and not voted["strong_right"]
+
+
+def _challenges(*rows: tuple[str, str, bool]) -> pl.DataFrame:
+    return pl.DataFrame(
+        [
+            {
+                "candidate_id": f"c{i}",
+                "source_id": sid,
+                "reference_answer": ref,
+                "qv_passed": ok,
+                "qv_reason": "fine",
+            }
+            for i, (sid, ref, ok) in enumerate(rows)
+        ]
+    )
+
+
+def test_known_answers_check_the_reference() -> None:
+    sources = pl.DataFrame(
+        {
+            "source_id": ["s1", "s2", "s3"],
+            "metadata": ['{"answer": "5/36"}', '{"answer": "Sold 48/2 = 24.\\n#### 72"}', "{}"],
+        }
+    )
+    challenges = _challenges(
+        ("s1", "Final answer: 0.13889", True),  # equivalent to 5/36 within the tolerance
+        ("s2", "Final answer: 24", True),  # a step, not the answer
+        ("s3", "Final answer: 9", True),  # no known answer: left alone
+        ("s1", "Final answer: 1/2", False),  # already failed: its reason kept
+    )
+    checked = check_known_answers(challenges, sources, TOL)
+    assert checked["qv_passed"].to_list() == [True, False, True, False]
+    assert checked["qv_reason"][1] == "reference answer '24' is not the source's known answer '72'"
+    assert checked["qv_reason"][3] == "fine"
+
+
+@pytest.mark.parametrize(
+    ("metadata", "expected"),
+    [
+        ('{"answer": 12}', "12"),
+        ('{"answer": ""}', None),
+        ("not json", None),
+        (None, None),
+        ("[1]", None),
+    ],
+)
+def test_known_answer(metadata: str | None, expected: str | None) -> None:
+    assert known_answer(metadata) == expected
