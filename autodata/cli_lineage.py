@@ -11,6 +11,7 @@ import typer
 import yaml
 from rich.console import Console
 from rich.table import Column, Table
+from rich.text import Text
 
 from autodata import lineage as core
 from autodata import recipes as registry
@@ -49,6 +50,18 @@ def lineage(
     gate = core.gate_of(rounds, target.candidate_id, target.source_id)
     shown = ", ".join(f"{k}={v}" for k, v in gate.items())
     out.print(f"[bold]decided under gate[/] {shown}", highlight=False, soft_wrap=True)
+    accepted = read_or_empty(settings.paths.accepted_table, schemas.ACCEPTED, "accepted")
+    _print_made_by(*core.made_by(accepted, target))
+
+
+def _print_made_by(candidate_id: str, roles: list[tuple[str, str, str]]) -> None:
+    if not roles:
+        return
+    title = f"accepted {candidate_id}: made by (as its rows record)"
+    table = Table("role", "model", "prompt hash", title=title)
+    for role in roles:
+        table.add_row(*(Text(cell) for cell in role))  # names and hashes, never markup
+    out.print(table)
 
 
 def _print_source(source: dict[str, Any], target: core.Target) -> None:

@@ -1,7 +1,8 @@
 """Lineage: where a row came from, and how recipe versions compare. Pure functions over frames.
 
 ``autodata lineage <id>`` (an id or a unique prefix of a candidate or a source) shows the
-source, every round tried on it and the recipe that produced it; ``autodata recipes`` compares
+source, every round tried on it, the recipe that produced it and, for an accepted row, each
+role's model and prompt hash as the row records them (:func:`made_by`); ``autodata recipes`` compares
 the recipe versions present in one or more ``rounds`` tables. Reading files and printing live
 in :mod:`autodata.cli_lineage`.
 
@@ -20,6 +21,7 @@ from typing import Any
 import polars as pl
 
 from autodata.errors import AutodataError
+from autodata.settings import ROLES
 
 EXCERPT_CHARS = 400
 ROUND_COLUMNS = ("round", "candidate_id", "decision", "weak_mean", "strong_mean", "gap", "reason", "question")  # fmt: skip
@@ -87,6 +89,19 @@ def recipes_of(
     mine = rounds.filter(pl.col("source_id") == source_id)
     hashes = list(dict.fromkeys(mine["recipe_hash"].drop_nulls().to_list()))
     return [registry.get(h, {"recipe_hash": h, "recipe": None}) for h in hashes]
+
+
+def made_by(accepted: pl.DataFrame, target: Target) -> tuple[str, list[tuple[str, str, str]]]:
+    """The accepted row ``target`` names (its candidate, else its source's) and, per role, the
+    model and prompt hash that row records: ``(candidate_id, [(role, model, prompt_hash)])``;
+    ``("", [])`` when nothing of ``target`` was accepted."""
+    key, value = ("candidate_id", target.candidate_id) if target.candidate_id else ("source_id", target.source_id)  # fmt: skip
+    rows = accepted.filter(pl.col(key) == value)
+    if rows.is_empty():
+        return "", []
+    row = rows.row(0, named=True)
+    roles = [(r, row[f"{r}_model"] or "-", row[f"{r}_prompt_hash"] or "-") for r in ROLES]
+    return row["candidate_id"], roles
 
 
 def gate_of(rounds: pl.DataFrame, candidate_id: str | None, source_id: str) -> dict[str, Any]:

@@ -52,8 +52,11 @@ CHALLENGES = _schema(
         "call_status": pl.String,  # ok | infra_error
         "finish_reason": pl.String,  # the challenger's reply: stop | length | … ('' if no reply)
         "recipe_hash": pl.String,
+        # what wrote and checked the item (lineage is read from the rows, never from settings)
         "challenger_model": pl.String,
-        "prompt_hash": pl.String,
+        "challenger_prompt_hash": pl.String,  # prompts.role_hashes()["challenger"]
+        "verifier_model": pl.String,
+        "verifier_prompt_hash": pl.String,
     }
 )
 
@@ -66,6 +69,7 @@ ROLLOUTS = _schema(
         "tokens_in": pl.Int64,
         "tokens_out": pl.Int64,
         "model": pl.String,
+        "prompt_hash": pl.String,  # the solver's prompts (prompts.role_hashes()[role])
         "call_status": pl.String,  # ok | truncated | infra_error | invalid_output
         "error": pl.String,
         "finish_reason": pl.String,  # stop | length | … ('' if the call failed)
@@ -82,7 +86,8 @@ JUDGMENTS = _schema(
         "criterion_p_yes": pl.List(pl.Float64),  # null entries where the server gave no logprobs
         "score": pl.Float64,  # Σ weight·met / Σ weight
         "p_score": pl.Float64,  # Σ weight·p_yes / Σ weight, null without logprobs
-        "judge_model": pl.String,
+        "judge_model": pl.String,  # "exact-match" in verifiable mode
+        "prompt_hash": pl.String,  # the judge's prompts (null in verifiable mode: no prompt)
         "call_status": pl.String,  # ok | truncated (the answer was cut) | infra_error
         "finish_reasons": pl.List(pl.String),  # one per criterion call
     }
@@ -166,11 +171,17 @@ ACCEPTED = _schema(
         "control_gap": pl.Float64,
         "gate": pl.String,  # JSON of the Gate settings this row was accepted under
         "recipe_hash": pl.String,
-        "prompt_hash": pl.String,  # hash of all prompt templates used
+        # per role, the model and prompt hash its rows recorded (challenges, rollouts, judgments)
         "challenger_model": pl.String,
+        "challenger_prompt_hash": pl.String,
+        "verifier_model": pl.String,
+        "verifier_prompt_hash": pl.String,
         "weak_model": pl.String,
+        "weak_prompt_hash": pl.String,
         "strong_model": pl.String,
+        "strong_prompt_hash": pl.String,
         "judge_model": pl.String,
+        "judge_prompt_hash": pl.String,
         "git_rev": pl.String,
     }
 )

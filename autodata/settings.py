@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
@@ -406,13 +407,19 @@ class Paths(_Section):
         return self.logs / "prefect-server.log"
 
     def work_dir(self, work_key: str) -> Path:
-        """A work folder of the loop: ``round_NN/<step>.parquet`` per round (:meth:`round_files`)."""
+        """A work folder of the loop (one per source set): ``round_NN/<key>/<step>.parquet``."""
         return self.interim / "work" / work_key
 
-    def round_files(self, work_key: str, round_no: int) -> RoundFiles:
-        """The files of round ``round_no`` in the work folder ``work_key``."""
-        folder = self.work_dir(work_key) / f"round_{round_no:02d}"
-        return RoundFiles(*(folder / f"{step}.parquet" for step in RoundFiles._fields))
+    def round_files(
+        self, work_key: str, round_no: int, keys: Mapping[str, str] | None = None
+    ) -> RoundFiles:
+        """The files of round ``round_no`` in the work folder ``work_key``, each in a folder
+        named by its content key ``keys[step]`` (:func:`tasks.generate.round_keys`), so a file
+        is read back only when everything that makes it is unchanged. A step without a key of
+        its own takes the round's (``keys["rounds"]``), which covers the whole recipe."""
+        folder, keys = self.work_dir(work_key) / f"round_{round_no:02d}", keys or {}
+        own = {step: keys.get(step, keys.get("rounds", "")) for step in RoundFiles._fields}
+        return RoundFiles(*(folder / own[step] / f"{step}.parquet" for step in RoundFiles._fields))
 
     @staticmethod
     def round_of(folder: Path) -> int | None:

@@ -1,4 +1,5 @@
-"""What a rerun keeps of the loop's per-round files (``<interim>/work/<recipe>-<sources>/round_NN``).
+"""What a rerun keeps of the loop's per-round files (``Paths.round_files``: one folder per
+source set, ``round_NN/<content key>/<step>.parquet``).
 
 A round's stage files are read back instead of recomputed, so a killed run resumes where it
 stopped. Rounds in which a model call failed (a ``call_status`` or ``decision`` of

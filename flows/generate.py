@@ -28,6 +28,7 @@ from tasks.generate import (
     cast,
     last_round,
     open_sources,
+    plan_round,
     read_sources,
     round_line,
     summary,
@@ -60,14 +61,14 @@ async def run_round(
 async def _run_rounds(settings: Settings, sources: pl.DataFrame, work: str, reporter: Reporter
                       ) -> tuple[LoopTables, dict[str, dict[str, int]]]:  # fmt: skip
     """The rounds, until every source is closed; returns the tables and each role's calls."""
-    tables = LoopTables()
+    tables, previous = LoopTables(), ""
     async with open_clients(settings, announce=lambda text: reporter.line(escape(text))) as clients:  # fmt: skip
         parts = cast(settings, clients)
         for round_no in range(1, last_round(settings.loop) + 1):
             open_now = open_sources(sources, tables.history(), settings.loop)
             if open_now.is_empty():
                 break
-            files = settings.paths.round_files(work, round_no)
+            files, previous = plan_round(settings, work, round_no, open_now, previous)
             await run_round(round_no, open_now, tables, parts, files, reporter)
             reporter.line(round_line(round_no, tables.history(), open_now.height))
             killpoint("loop:round-end")
@@ -92,7 +93,7 @@ async def generate_flow(
     settings: Settings, sources: pl.DataFrame, reporter: Reporter
 ) -> LoopOutput:
     """Run rounds until every source is accepted or out of budget; write the stage's outputs."""
-    work = work_key(settings, sources)
+    work = work_key(sources)
     if (failed := discard_failed_rounds(settings.paths.work_dir(work))) is not None:
         reporter.line(f"rounds {failed}+ of an earlier run had failed model calls (infra_error): "
                       "running them again; their completed calls come from the cache")  # fmt: skip

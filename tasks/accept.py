@@ -25,11 +25,11 @@ import polars as pl
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from autodata import prompts, recipes, schemas
+from autodata import recipes, schemas
 from autodata._killpoints import killpoint
 from autodata.errors import SourceError
 from autodata.io import write_json, write_parquet
-from autodata.settings import ROLES, Gate, Paths, Settings
+from autodata.settings import Gate, Paths, Settings
 from autodata.stagefile import read_or_empty
 
 PENDING = "pending_strong"  # weak gate passed; the strong solver still has to run
@@ -266,33 +266,42 @@ def final_rounds(
     )
 
 
-def accepted_rows(
-    rounds: pl.DataFrame, challenges: pl.DataFrame, sources: pl.DataFrame, lineage: dict[str, str]
+def producers(
+    challenges: pl.DataFrame, rollouts: pl.DataFrame, judgments: pl.DataFrame
 ) -> pl.DataFrame:
-    """One row per source that was accepted (its first accepted round), with lineage columns.
+    """Per candidate, the model and prompt hash of every role (``<role>_model``,
+    ``<role>_prompt_hash``) as the rows that role wrote record them: lineage is read from the
+    data, never from the settings of the run that happens to decide."""
+    recorded = [f"{r}_{c}" for r in ("challenger", "verifier") for c in ("model", "prompt_hash")]
+    frame = challenges.select("candidate_id", *recorded)
+    solvers = [(rollouts.filter(pl.col("role") == r), "model", r) for r in ("weak", "strong")]
+    graded = judgments.filter(pl.col("role").is_in(["weak", "strong"]))
+    for rows, model, role in [*solvers, (graded, "judge_model", "judge")]:
+        first = pl.col(model).first().alias(f"{role}_model"), pl.col("prompt_hash").first()
+        by_id = rows.group_by("candidate_id").agg(*first)
+        frame = frame.join(by_id.rename({"prompt_hash": f"{role}_prompt_hash"}), on="candidate_id", how="left")  # fmt: skip
+    return frame
 
-    ``lineage`` gives the model ids (challenger_model, weak_model, strong_model, judge_model),
-    the prompt hash and the git revision.
-    """
+
+def accepted_rows(
+    rounds: pl.DataFrame, challenges: pl.DataFrame, sources: pl.DataFrame,
+    made_by: pl.DataFrame, git_rev: str,
+) -> pl.DataFrame:  # fmt: skip
+    """One row per source that was accepted (its first accepted round), with its lineage: the
+    roles' models and prompt hashes (``made_by``, from :func:`producers`) and ``git_rev``."""
     used = rounds.group_by("source_id").agg(rounds_used=pl.col("round").max())
     first = (
         rounds.filter(pl.col("decision") == "accepted")
         .sort("round")
         .unique("source_id", keep="first")
     )
-    item_cols = [
-        "candidate_id",
-        "context",
-        "reference_answer",
-        "question_type",
-        "reasoning_skills",
-        "rubric",
-    ]
+    item_cols = ["candidate_id", "context", "reference_answer", "question_type", "reasoning_skills", "rubric"]  # fmt: skip
     frame = (
         first.join(challenges.select(item_cols), on="candidate_id")
         .join(sources.select("source_id", "domain"), on="source_id", how="left")
         .join(used, on="source_id")
-        .with_columns(**{k: pl.lit(v, dtype=pl.String) for k, v in lineage.items()})
+        .join(made_by, on="candidate_id", how="left")
+        .with_columns(git_rev=pl.lit(git_rev, dtype=pl.String))
     )
     return schemas.check(frame.sort("source_id"), schemas.ACCEPTED, "accepted")
 
@@ -364,9 +373,8 @@ def finalize(
         settings.gate,
         verifiable=verifiable,
     )
-    models = {role: settings.models.role(role).model for role in ROLES}
-    lineage = lineage_columns(models, prompts.prompt_hash(), git_rev)
-    accepted = accepted_rows(rounds, read["challenges"], sources, lineage)
+    made_by = producers(read["challenges"], read["rollouts"], read["judgments"])
+    accepted = accepted_rows(rounds, read["challenges"], sources, made_by, git_rev)
     if calls is None:
         calls = json.loads(paths.calls_file.read_text()) if paths.calls_file.exists() else {}
     result = metrics(rounds, accepted, sources.height, calls, read["rollouts"])

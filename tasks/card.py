@@ -144,14 +144,17 @@ def _models(accepted: pl.DataFrame, recipe: dict[str, Any]) -> str:
     rows = []
     for role in ROLES:
         spec = configured.get(role) or {}
-        column = f"{role}_model"
-        seen = (
-            accepted[column].drop_nulls().unique().sort().to_list()
-            if column in accepted.columns
-            else []
-        )
-        rows.append((role, spec.get("model", "-"), ", ".join(seen) or "-"))
-    return "## Models\n\n" + _table(("role", "configured", "recorded on accepted rows"), rows)
+        seen = [_recorded(accepted, f"{role}_{c}") for c in ("model", "prompt_hash")]
+        rows.append((role, spec.get("model", "-"), *seen))
+    head = ("role", "configured", "recorded on accepted rows", "prompt hashes recorded")
+    return "## Models\n\n" + _table(head, rows)
+
+
+def _recorded(accepted: pl.DataFrame, column: str) -> str:
+    """The distinct values of ``column`` on the accepted rows, or '-'."""
+    if column not in accepted.columns:
+        return "-"
+    return ", ".join(accepted[column].drop_nulls().unique().sort().to_list()) or "-"
 
 
 def _lineage(accepted: pl.DataFrame, rounds: pl.DataFrame, summary: dict[str, Any]) -> str:

@@ -226,7 +226,9 @@ def _blank_row(source: dict, round_no: int, roles: Roles) -> dict:
         "finish_reason": "",
         "recipe_hash": roles.recipe_hash,
         "challenger_model": roles.challenger.model,
-        "prompt_hash": roles.prompt_hash,
+        "challenger_prompt_hash": roles.prompt_hashes["challenger"],
+        "verifier_model": roles.verifier.model,
+        "verifier_prompt_hash": roles.prompt_hashes["verifier"],
     }  # fmt: skip
 
 
@@ -239,7 +241,7 @@ class Roles:
         self.challenger, self.challenger_spec = challenger, challenger_spec
         self.verifier, self.verifier_spec = verifier, verifier_spec
         self.recipe_hash, self.texts = recipe_hash, dict(texts)
-        self.prompt_hash = prompts.prompt_hash(overrides=self.texts)  # the whole prompt set
+        self.prompt_hashes = prompts.role_hashes(self.texts)  # what each row records
 
 
 async def challenge(

@@ -31,7 +31,7 @@ from prefect.cache_policies import NO_CACHE
 from autodata import schemas
 from autodata._killpoints import killpoint
 from autodata.io import atomic_dir, atomic_path, write_text
-from autodata.settings import Settings
+from autodata.settings import ROLES, Settings
 from tasks.accept import accepted_and_rounds
 from tasks.card import dataset_card
 from tasks.plots import render_plots
@@ -50,11 +50,7 @@ METADATA = (
     "strong_mean",
     "gap",
     "recipe_hash",
-    "prompt_hash",
-    "challenger_model",
-    "weak_model",
-    "strong_model",
-    "judge_model",
+    *(f"{role}_{c}" for role in ROLES for c in ("model", "prompt_hash")),
     "git_rev",
 )
 RL_EXTRA = (

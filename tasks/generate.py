@@ -3,9 +3,31 @@
 The loop itself is a Prefect flow that only orchestrates (:mod:`flows.generate`); its steps are
 the challenge, solve, judge and accept stages. This module holds the rest: the loop's input
 (the sources table, :func:`read_sources`), which sources are still open (:func:`open_sources`),
-who plays each part (:class:`Cast`), where each round's files live (:func:`work_key`), the tables
-the rounds add up to (:class:`LoopTables`) and the stage's outputs (:func:`write_outputs`: the
-loop tables, ``Paths.calls_file`` and the recipe snapshot).
+who plays each part (:class:`Cast`), where each round's files live and what they are keyed on
+(:func:`work_key`, :func:`round_keys`), the tables the rounds add up to (:class:`LoopTables`) and
+the stage's outputs (:func:`write_outputs`: the loop tables, ``Paths.calls_file`` and the recipe
+snapshot).
+
+**What a round's files are keyed on.** A file is read back on resume only if everything that
+makes its content is unchanged, so each step's file sits in a folder named by a hash of exactly
+that (:func:`round_keys`), chained: each key includes the key of the step before it, and a
+round's first key the previous round's last (its decisions decide which sources are open and
+what feedback the Challenger reads).
+
+- challenges: the round, the open sources (ids and domains), the Challenger's and the
+  verifier's model and sampling settings and prompt hashes;
+- weak rollouts: + the weak solver's model, sampling and prompt hash, and ``rollouts``;
+- weak judgments: + the judge's model, sampling and prompt hash (or exact match in verifiable
+  mode), ``loop.mode`` and the non-answer control;
+- strong rollouts: + the gate (it picks the candidates), the strong solver's, ``rollouts``;
+- strong judgments: + the judge's; rounds: + the gate (it decides).
+
+Left out, because they do not change a file's content: where and how a model is reached
+(``base_url``, keys, concurrency, timeouts, retries: the per-call cache leaves them out too),
+``loop.max_rounds`` and ``max_infra_retries`` (which rounds run: their effect is the open-source
+set, which is keyed) and everything after the loop (validate, export). The work folder is keyed
+on the source set only (:func:`work_key`). Every row of a file read back is therefore what this
+run's recipe makes, and the loop tables carry this run's ``recipe_hash``.
 
 Input: ``schemas.SOURCES``. Output: ``schemas.CHALLENGES``, ``ROLLOUTS``, ``JUDGMENTS`` and
 ``ROUNDS`` (the loop's own decisions), all rounds concatenated.
@@ -14,16 +36,18 @@ Input: ``schemas.SOURCES``. Output: ``schemas.CHALLENGES``, ``ROLLOUTS``, ``JUDG
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import polars as pl
 
-from autodata import recipes, schemas
+from autodata import prompts, recipes, schemas
 from autodata.errors import SourceError
 from autodata.io import write_json, write_parquet
 from autodata.llm.client import ChatClient
-from autodata.settings import Gate, Loop, Paths, Settings
+from autodata.settings import Gate, Loop, Paths, RoundFiles, Settings
 from tasks import accept
 from tasks.challenge import Roles
 from tasks.judge import Grader
@@ -59,10 +83,44 @@ def last_round(loop: Loop) -> int:
     return loop.max_rounds + loop.max_infra_retries
 
 
-def work_key(settings: Settings, sources: pl.DataFrame) -> str:
-    """The work folder of a run: keyed by the recipe and the source set."""
-    ids = "".join(sorted(sources["source_id"].to_list()))
-    return f"{settings.recipe_hash()}-{hashlib.sha256(ids.encode()).hexdigest()[:8]}"
+def work_key(sources: pl.DataFrame) -> str:
+    """The work folder of a run: keyed by the source set (ids, which hash the text, and
+    domains, which the Challenger reads)."""
+    pairs = sorted(zip(sources["source_id"].to_list(), sources["domain"].to_list(), strict=True))
+    return _digest(pairs)[:8]
+
+
+def round_keys(
+    settings: Settings, round_no: int, open_now: pl.DataFrame, previous: str
+) -> dict[str, str]:
+    """The content key of each of round ``round_no``'s files (module docstring), by step; the
+    ``rounds`` key is the next round's ``previous``."""
+    recipe, hashes = settings.recipe(), prompts.role_hashes(settings.prompts.overrides())
+    verifiable = settings.loop.mode == "verifiable"
+
+    def role(name: str) -> list[Any]:
+        return [name, recipe["models"][name], hashes[name]]
+
+    grader = "exact-match" if verifiable else role("judge")
+    keys = {"challenges": _digest([previous, round_no, work_key(open_now), role("challenger"), role("verifier")])}  # fmt: skip
+    keys["weak_rollouts"] = _digest([keys["challenges"], role("weak"), recipe["rollouts"]])
+    keys["weak_judgments"] = _digest([keys["weak_rollouts"], grader, recipe["loop"]["mode"], settings.loop.non_answer])  # fmt: skip
+    keys["strong_rollouts"] = _digest([keys["weak_judgments"], recipe["gate"], role("strong"), recipe["rollouts"]])  # fmt: skip
+    keys["strong_judgments"] = _digest([keys["strong_rollouts"], grader])
+    keys["rounds"] = _digest([keys["strong_judgments"], recipe["gate"]])
+    return keys
+
+
+def plan_round(
+    settings: Settings, work: str, round_no: int, open_now: pl.DataFrame, previous: str
+) -> tuple[RoundFiles, str]:
+    """Round ``round_no``'s files in work folder ``work``, and the key the next round chains on."""
+    keys = round_keys(settings, round_no, open_now, previous)
+    return settings.paths.round_files(work, round_no, keys), keys["rounds"]
+
+
+def _digest(parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True)
@@ -142,8 +200,11 @@ class LoopOutput(dict[str, pl.DataFrame]):
 def write_outputs(
     settings: Settings, tables: LoopTables, calls: dict[str, dict[str, int]]
 ) -> LoopOutput:
-    """Write the stage's outputs: the loop tables, the call counts and the recipe snapshot."""
+    """Write the stage's outputs: the loop tables (stamped with this run's ``recipe_hash``),
+    the call counts and the recipe snapshot."""
     frames, paths = tables.frames(), settings.paths
+    for name in ("challenges", "loop_rounds"):  # files read back are what this recipe makes
+        frames[name] = frames[name].with_columns(recipe_hash=pl.lit(settings.recipe_hash()))
     targets = {"challenges": paths.challenges_table, "rollouts": paths.rollouts_table,
                "judgments": paths.judgments_table, "loop_rounds": paths.loop_rounds_table}  # fmt: skip
     for name, frame in frames.items():

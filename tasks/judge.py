@@ -123,7 +123,9 @@ async def judge(
     non_answer: str = "I don't know.",
     on_done: Callable[[], None] | None = None,
 ) -> pl.DataFrame:
-    """Grade every rollout (and, if ``controls``, both controls per item) criterion by criterion."""
+    """Grade every rollout (and, if ``controls``, both controls per item) criterion by criterion;
+    each row records the judge's model and prompts' hash."""
+    prompt_hash = prompts.role_hashes()["judge"]
 
     async def run(job: tuple[dict, str, int, str | None, str]) -> dict:
         item, role, rollout, answer, failed_status = job
@@ -132,6 +134,7 @@ async def judge(
             "role": role,
             "rollout": rollout,
             "judge_model": client.model,
+            "prompt_hash": prompt_hash,
         }
         if answer is None:
             cols = FAILED | {"call_status": failed_status}

@@ -48,13 +48,14 @@ def solver_request(item: dict, spec: RoleModel, rollout: int) -> ChatRequest:
 
 
 async def _rollout(
-    item: dict, rollout: int, *, role: str, client: ChatClient, spec: RoleModel
+    item: dict, rollout: int, *, role: str, client: ChatClient, spec: RoleModel, prompt_hash: str
 ) -> dict:
     row = {
         "candidate_id": item["candidate_id"],
         "role": role,
         "rollout": rollout,
         "model": client.model,
+        "prompt_hash": prompt_hash,
     }
     try:
         result = await client.chat(solver_request(item, spec, rollout))
@@ -97,10 +98,12 @@ async def solve(
     spec: RoleModel,
     on_done: Callable[[], None] | None = None,
 ) -> pl.DataFrame:
-    """``k`` rollouts of ``role`` for every item (columns: candidate_id, context, question[, text])."""
+    """``k`` rollouts of ``role`` for every item (columns: candidate_id, context, question[, text]);
+    each row records the model and the solver prompts' hash that made it."""
+    prompt_hash = prompts.role_hashes()[role]
 
     async def run(job: tuple[dict, int]) -> dict:
-        row = await _rollout(*job, role=role, client=client, spec=spec)
+        row = await _rollout(*job, role=role, client=client, spec=spec, prompt_hash=prompt_hash)
         if on_done:
             on_done()
         return row

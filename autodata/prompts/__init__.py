@@ -1,7 +1,9 @@
 """Versioned prompt templates (``*.md`` beside this file, ``$name`` placeholders).
 
-Every template's text is hashed into ``prompt_hash`` so rows say which prompts made them. A
-recipe may replace the challenger-side templates (``settings.prompts``): :func:`render_with`.
+Every template belongs to the role that renders it (:data:`ROLE_TEMPLATES`), and each role's
+templates are hashed apart (:func:`role_hashes`), so a row names the prompts of the role that
+wrote it and an edit to one role's prompt changes only that role's hash. A recipe may replace
+the challenger-side templates (``settings.prompts``): :func:`render_with`.
 Untrusted text (sources, model outputs) is fenced so it cannot close its delimiting tag.
 """
 
@@ -14,6 +16,15 @@ from functools import cache
 from importlib import resources
 from string import Template
 
+SOLVER = ("solver_system", "solver_user", "solver_source")
+ROLE_TEMPLATES: dict[str, tuple[str, ...]] = {
+    "challenger": ("challenger_system", "challenger_example_user", "challenger_example_assistant",
+                   "challenger_user", "feedback"),
+    "verifier": ("verifier_system", "verifier_user"),
+    "weak": SOLVER,  # both solvers render the same templates (a privileged one adds the source)
+    "strong": SOLVER,
+    "judge": ("judge_system", "judge_user"),
+}  # fmt: skip
 _TAG = re.compile(r"<\s*/?\s*(source|context|question|answer|item)\s*>", re.IGNORECASE)
 
 
@@ -57,3 +68,11 @@ def prompt_hash(*names: str, overrides: Mapping[str, str] | None = None) -> str:
         text = (overrides or {}).get(name, template(name).template)
         digest.update(name.encode() + b"\0" + text.encode() + b"\0")
     return digest.hexdigest()[:12]
+
+
+def role_hashes(overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Each role's :func:`prompt_hash` over the templates it renders (:data:`ROLE_TEMPLATES`),
+    with the recipe's replacement texts ``overrides`` where given."""
+    return {
+        role: prompt_hash(*names, overrides=overrides) for role, names in ROLE_TEMPLATES.items()
+    }

@@ -64,6 +64,10 @@ def test_stages_one_at_a_time_then_lineage(scripted: Scripted, tmp_path: Path) -
     shown = invoke(params, "lineage", row["source_id"][:10])
     assert f"source {row['source_id']}" in shown and "accepted" in shown
     assert f"recipe {row['recipe_hash']}" in shown
+    made_by = shown[shown.index("made by") :]  # per role, as the accepted row records it
+    for role in ROLES:
+        line = next(x for x in made_by.splitlines() if f" {role} " in x)
+        assert row[f"{role}_model"] in line and row[f"{role}_prompt_hash"] in line, line
     assert row["recipe_hash"] in invoke(params, "recipes")
 
 

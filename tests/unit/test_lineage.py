@@ -11,7 +11,7 @@ import pytest
 
 from autodata import lineage, schemas
 from autodata.errors import AutodataError
-from autodata.settings import Gate
+from autodata.settings import ROLES, Gate
 
 GATE = Gate().model_dump_json()
 STRICT = Gate(min_gap=0.5).model_dump_json()
@@ -163,3 +163,13 @@ def test_effective_recipe_takes_the_deciding_gate() -> None:
     assert got["gate"]["min_gap"] == 0.5 and got["rollouts"] == {"weak": 3}
     assert recipe["gate"] == {"min_gap": 0.2}  # the registry entry is not modified
     assert lineage.effective_recipe(None, None) == {}
+
+
+def test_made_by_is_each_roles_model_and_prompt_hash_as_the_accepted_row_records_them() -> None:
+    recorded = {f"{r}_{c}": f"{c}-of-{r}" for r in ROLES for c in ("model", "prompt_hash")}
+    row = dict.fromkeys(schemas.ACCEPTED.names()) | {"candidate_id": "c1", "source_id": "s1"}
+    accepted = pl.DataFrame([row | recorded], schema=schemas.ACCEPTED)
+    expected = [(r, f"model-of-{r}", f"prompt_hash-of-{r}") for r in ROLES]
+    assert lineage.made_by(accepted, lineage.Target("s1")) == ("c1", expected)
+    assert lineage.made_by(accepted, lineage.Target("s1", "c1")) == ("c1", expected)
+    assert lineage.made_by(accepted, lineage.Target("s1", "c2")) == ("", [])  # not accepted

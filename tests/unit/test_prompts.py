@@ -96,3 +96,27 @@ def test_prompt_hash_changes_when_a_template_changes(monkeypatch):
     assert prompts.prompt_hash() != everything
     monkeypatch.undo()
     assert prompts.prompt_hash() == everything
+
+
+def test_every_template_belongs_to_a_role() -> None:
+    """A template no role claims would change requests without changing any row's hash."""
+    claimed = {name for names in prompts.ROLE_TEMPLATES.values() for name in names}
+    assert claimed == set(TEMPLATES)
+    assert set(prompts.ROLE_TEMPLATES) == {"challenger", "verifier", "weak", "strong", "judge"}
+
+
+def test_an_edit_to_one_template_changes_only_its_roles_hashes(monkeypatch) -> None:
+    before = prompts.role_hashes()
+    original = prompts.template
+
+    def edited(name: str) -> Template:
+        text = original(name).template
+        return Template(text + "\nBe strict.") if name == "judge_user" else Template(text)
+
+    monkeypatch.setattr(prompts, "template", edited)
+    after = prompts.role_hashes()
+    assert {r for r in before if before[r] != after[r]} == {"judge"}
+    replaced = prompts.role_hashes(
+        {"verifier_user": "$context $question $reference_answer $rubric"}
+    )
+    assert {r for r in after if after[r] != replaced[r]} == {"verifier"}

@@ -16,6 +16,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from string import Template
 from typing import Any
 
 import polars as pl
@@ -71,10 +72,14 @@ class Run:
         return pl.read_parquet(self.settings.paths.accepted_table)
 
     def round_dir(self, round_no: int) -> Path:
+        """Round ``round_no``'s folder; each step's file sits in a subfolder named by its key."""
         sources = pl.read_parquet(self.settings.paths.sources_table)
-        return self.settings.paths.round_files(
-            work_key(self.settings, sources), round_no
-        ).rounds.parent
+        return self.settings.paths.round_files(work_key(sources), round_no).rounds.parent
+
+    def step_file(self, round_no: int, step: str) -> Path:
+        """The round's one file of ``step`` (one set of settings made this project)."""
+        (found,) = self.round_dir(round_no).rglob(f"{step}.parquet")
+        return found
 
 
 async def run_loop(settings: Settings) -> Run:
@@ -150,7 +155,7 @@ def test_default_script_accepts_every_source_in_round_one(baseline: tuple[Run, i
     assert rounds["decision"].to_list() == ["accepted"] * N_SOURCES
     assert set(rounds["round"]) == {1} and set(accepted["rounds_used"]) == {1}
     for name in STAGE_FILES:
-        assert (run.round_dir(1) / f"{name}.parquet").exists(), name
+        assert run.step_file(1, name).exists(), name
     assert not run.round_dir(2).exists()
 
 
@@ -161,9 +166,10 @@ def test_accepted_rows_carry_lineage(baseline: tuple[Run, int]) -> None:
     assert sorted(accepted["source_id"]) == sorted(sources["source_id"])
     assert accepted["candidate_id"].n_unique() == N_SOURCES
     assert set(accepted["recipe_hash"]) == {settings.recipe_hash()}
-    assert set(accepted["prompt_hash"]) == {prompts.prompt_hash()}
-    for role in ("challenger", "weak", "strong", "judge"):
+    hashes = prompts.role_hashes()
+    for role in ("challenger", "verifier", "weak", "strong", "judge"):
         assert set(accepted[f"{role}_model"]) == {"scripted"}
+        assert set(accepted[f"{role}_prompt_hash"]) == {hashes[role]}
     assert accepted["git_rev"].n_unique() == 1 and accepted["git_rev"][0] not in ("", None)
     assert {json.dumps(json.loads(g), sort_keys=True) for g in accepted["gate"]} == {
         json.dumps(settings.gate.model_dump(), sort_keys=True)
@@ -192,7 +198,7 @@ async def test_strong_is_never_called_when_weak_fails_its_gate(
     counts = chat_counts(server)
     assert counts["strong"] == 0 and counts["weak"] == 3 * N_SOURCES
     assert counts["judge"] == N_SOURCES * (3 + 2) * CRITERIA  # weak rollouts + controls only
-    assert pl.read_parquet(run.round_dir(1) / "strong_rollouts.parquet").is_empty()
+    assert pl.read_parquet(run.step_file(1, "strong_rollouts")).is_empty()
     assert run.accepted.is_empty() and run.metrics["accepted"] == 0
 
 
@@ -246,7 +252,7 @@ async def test_an_infra_failure_is_retried_in_the_next_round(
     counts = chat_counts(server)
     assert counts["weak"] == 2 * 3 * N_SOURCES  # 18 failed in round 1, 18 ok in round 2
     assert counts["strong"] == 3 * N_SOURCES  # round 2 only
-    weak_1 = pl.read_parquet(run.round_dir(1) / "weak_rollouts.parquet")
+    weak_1 = pl.read_parquet(run.step_file(1, "weak_rollouts"))
     assert set(weak_1["call_status"]) == {"infra_error"}
     # an outage is not the Challenger's fault: no feedback about it in round 2
     assert all("Earlier attempts" not in text for text in challenger_prompts(server, 2))
@@ -279,9 +285,9 @@ async def test_resume_after_a_kill_makes_no_new_calls(
     copy = _copy_run(done, tmp_path / "killed", server)
     round_1 = copy.round_dir(1)
     for name in STAGE_FILES[STAGE_FILES.index("weak_rollouts") + 1 :]:
-        (round_1 / f"{name}.parquet").unlink()
+        copy.step_file(1, name).unlink()
     _forget_outputs(copy.settings)
-    assert sorted(p.stem for p in round_1.iterdir()) == ["challenges", "weak_rollouts"]
+    assert sorted(p.stem for p in round_1.rglob("*.parquet")) == ["challenges", "weak_rollouts"]
     assert (copy.settings.paths.cache / "calls.sqlite").exists()
 
     rerun = await run_loop(copy.settings)
@@ -306,6 +312,95 @@ async def test_rerun_without_the_cache_resumes_from_the_stage_files(
     rerun = await run_loop(copy.settings)
     assert sum(chat_counts(server).values()) == 0  # only the endpoint preflight (GET /models)
     assert rerun.rounds.equals(done.rounds) and rerun.accepted.equals(done.accepted)
+
+
+# --- truthful resume: a change reruns what it changes; rows name what made them -----------
+
+
+def _edit_prompt(monkeypatch: pytest.MonkeyPatch, name: str, extra: str) -> None:
+    """Append ``extra`` to template ``name`` for the rest of the test (as an edit of its file)."""
+    original = prompts.template
+
+    def edited(template: str) -> Template:
+        text = original(template).template
+        return Template(text + extra if template == name else text)
+
+    monkeypatch.setattr(prompts, "template", edited)
+
+
+def _versions(run: Run, step: str) -> int:
+    """How many versions of round 1's ``step`` file the project holds (one per content key)."""
+    return len(list(run.round_dir(1).rglob(f"{step}.parquet")))
+
+
+async def test_a_judge_prompt_edit_reruns_the_judge_and_rows_name_the_new_prompt(
+    baseline: tuple[Run, int], scripted: Scripted, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The judge's prompt changes between two runs of one project. Its steps run again (every
+    judge call is new); the challenges and the weak answers are read back from their files and
+    the strong answers come from the cache (the same candidates pass the weak gate). Every
+    accepted row names the judge prompt that graded it, and the other roles' as before."""
+    done, _ = baseline
+    server = scripted()
+    copy = _copy_run(done, tmp_path / "judge-edited", server)
+    _forget_outputs(copy.settings)
+    before = prompts.role_hashes()
+    _edit_prompt(monkeypatch, "judge_system", "\nGrade strictly: a vague answer meets nothing.")
+    after = prompts.role_hashes()
+    assert {r for r in before if before[r] != after[r]} == {"judge"}
+
+    rerun = await run_loop(copy.settings)
+    assert chat_counts(server) == {"challenger": 0, "verifier": 0, "weak": 0, "strong": 0,
+                                   "judge": N_SOURCES * (3 + 2 + 3) * CRITERIA}  # fmt: skip
+    per_role = rerun.metrics["llm"]["per_role"]
+    assert per_role["strong"]["cache_hits"] == 3 * N_SOURCES  # its step ran again: from the cache
+    assert per_role["weak"]["cache_hits"] == per_role["challenger"]["cache_hits"] == 0  # files
+    for step in ("challenges", "weak_rollouts"):
+        assert _versions(copy, step) == 1, step  # read back
+    for step in ("weak_judgments", "strong_rollouts", "strong_judgments", "rounds"):
+        assert _versions(copy, step) == 2, step  # the old file is never read for the new prompt
+    accepted = rerun.accepted
+    assert set(accepted["judge_prompt_hash"]) == {after["judge"]} != {before["judge"]}
+    for role in ("challenger", "verifier", "weak", "strong"):
+        assert set(accepted[f"{role}_prompt_hash"]) == {before[role]}
+    assert accepted.drop("judge_prompt_hash").equals(done.accepted.drop("judge_prompt_hash"))
+
+
+async def test_a_gate_change_reruns_only_the_steps_it_applies_to(
+    baseline: tuple[Run, int], scripted: Scripted, tmp_path: Path
+) -> None:
+    """The gate picks the strong solver's candidates and decides: those steps get new files
+    (from the cache: no request), the steps before them are read back."""
+    done, _ = baseline
+    server = scripted()
+    copy = _copy_run(done, tmp_path / "gate-changed", server)
+    _forget_outputs(copy.settings)
+    settings = copy.settings.model_copy(update={"gate": Gate(min_gap=0.3)})
+    rerun = await run_loop(settings)
+    assert sum(chat_counts(server).values()) == 0
+    for step in ("challenges", "weak_rollouts", "weak_judgments"):
+        assert _versions(copy, step) == 1, step
+    for step in ("strong_rollouts", "strong_judgments", "rounds"):
+        assert _versions(copy, step) == 2, step
+    assert set(rerun.accepted["recipe_hash"]) == {settings.recipe_hash()}  # this run's recipe
+    assert rerun.accepted["candidate_id"].equals(done.accepted["candidate_id"])
+
+
+def test_accept_reads_models_and_prompt_hashes_from_the_rows_not_the_settings(
+    baseline: tuple[Run, int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deciding again after the settings changed (another judge model, an edited prompt) and
+    without rerunning the loop: the accepted rows still name what made them."""
+    done, _ = baseline
+    root = tmp_path / "renamed"
+    shutil.copytree(done.settings.paths.sources.parents[1], root)
+    before = prompts.role_hashes()
+    _edit_prompt(monkeypatch, "solver_user", "\nShow your work.")
+    settings = _with_role(make_settings(root, "http://127.0.0.1:9/v1"), "judge", model="acme/judge-70b")  # fmt: skip
+    finalize(settings, "rev")
+    accepted = pl.read_parquet(settings.paths.accepted_table)
+    assert set(accepted["judge_model"]) == {"scripted"}
+    assert set(accepted["weak_prompt_hash"]) == {before["weak"]} != {prompts.role_hashes()["weak"]}
 
 
 # --- decisions agree with the gate they record; the round budget holds --------------------
@@ -341,8 +436,7 @@ async def test_every_round_agrees_with_its_recorded_gate(
     assert {"accepted", "too_easy", "failed_strong"} <= decisions, rounds["decision"].value_counts()
     # strong ran exactly for the candidates that passed the weak gate
     strong = pl.concat(
-        pl.read_parquet(run.round_dir(r) / "strong_rollouts.parquet")
-        for r in sorted(set(rounds["round"]))
+        pl.read_parquet(run.step_file(r, "strong_rollouts")) for r in sorted(set(rounds["round"]))
     )
     passed = rounds.filter(pl.col("decision").is_in(["accepted", "failed_strong"]))
     assert set(strong["candidate_id"]) == set(passed["candidate_id"])

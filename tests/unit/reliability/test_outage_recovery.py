@@ -66,7 +66,7 @@ async def test_a_rerun_after_an_outage_retries_and_ends_like_a_clean_run(
     assert again.rounds.equals(clean.rounds) and again.accepted.equals(clean.accepted)
     assert "rounds 1+ of an earlier run had failed model calls" in shown.getvalue()
     sources = pl.read_parquet(settings.paths.sources_table)
-    assert first_failed_round(settings.paths.work_dir(work_key(settings, sources))) is None
+    assert first_failed_round(settings.paths.work_dir(work_key(sources))) is None
 
 
 async def test_a_rerun_repeats_only_the_failed_calls(scripted: Scripted, tmp_path: Path) -> None:

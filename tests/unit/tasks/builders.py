@@ -8,17 +8,19 @@ from typing import Any
 import polars as pl
 
 from autodata import schemas
-from autodata.settings import Gate
+from autodata.settings import ROLES, Gate
 
 GATE = Gate()
 RECIPE_HASH = "r3c1pe0hash0"
 GIT_REV = "0123abc"
 MODELS = {
     "challenger_model": "acme/challenger-8b",
+    "verifier_model": "acme/challenger-8b",
     "weak_model": "acme/tiny-1b",
     "strong_model": "acme/big-70b",
     "judge_model": "acme/judge-8b",
 }
+PROMPT_HASHES = {f"{role}_prompt_hash": f"{role[:4]}-pr0mpt" for role in ROLES}
 
 
 def gate_json(gate: Gate = GATE) -> str:
@@ -54,8 +56,8 @@ def accepted_row(i: int, **over: Any) -> dict[str, Any]:
         "control_gap": 1.0,
         "gate": gate_json(),
         "recipe_hash": RECIPE_HASH,
-        "prompt_hash": "pr0mpt",
         **MODELS,
+        **PROMPT_HASHES,
         "git_rev": GIT_REV,
     }
     return row | over

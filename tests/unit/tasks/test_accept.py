@@ -40,7 +40,7 @@ def challenge_row(cid: str = CID, **over: Any) -> dict[str, Any]:
         "call_status": "ok",
         "recipe_hash": "recipe",
         "challenger_model": "m",
-        "prompt_hash": "p",
+        "challenger_prompt_hash": "p",
     }
     return row | over
 

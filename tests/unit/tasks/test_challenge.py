@@ -99,7 +99,12 @@ async def test_a_valid_item_passes_with_its_columns_and_lineage(scripted: Script
     assert row["question"] == item()["question"]
     assert row["rubric"] == RUBRIC
     assert (row["recipe_hash"], row["challenger_model"]) == (RECIPE, "scripted")
-    assert row["prompt_hash"] == prompts.prompt_hash()
+    hashes = prompts.role_hashes()
+    assert (row["challenger_prompt_hash"], row["verifier_prompt_hash"]) == (
+        hashes["challenger"],
+        hashes["verifier"],
+    )
+    assert row["verifier_model"] == "scripted"
     assert [role_of(r.body) for r in server.requests] == ["challenger", "verifier"]
     # the challenger asked for JSON of the ChallengeOut schema, seeded by the round
     body = requests_of(server, "challenger")[0]
