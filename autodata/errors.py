@@ -69,3 +69,8 @@ class ComponentError(AutodataError):
     it and the fix (:mod:`autodata.third_party` turns its exception into this)."""
 
     exit_code = 5
+
+
+class MeasurementChanged(AutodataError):
+    """Meta-optimization: what measures a variant (solver and judge prompts, gate, controls,
+    models, the validation split) is not what the optimization started with."""

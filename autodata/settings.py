@@ -348,6 +348,11 @@ class Paths(_Section):
         return self.metrics / "generate.json"
 
     @property
+    def optimize_metrics(self) -> Path:
+        """Meta-optimization's figures, one entry per evaluated variant (``dvc metrics diff``)."""
+        return self.metrics / "optimize.json"
+
+    @property
     def skipped_sources_table(self) -> Path:
         return self.processed / "skipped_sources.parquet"
 
