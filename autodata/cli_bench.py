@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 
 bench_app = typer.Typer(
-    help="Benchmarks (see benchmarks/README.md): saturation, overhead, compute.",
+    help="Benchmarks (see benchmarks/README.md): saturation, overhead, compute, optimize.",
     no_args_is_help=True,
 )
 QuickOpt = Annotated[bool, typer.Option("--quick", help="Small sizes: under a minute on 2 cores.")]
@@ -88,3 +88,13 @@ def compute(quick: QuickOpt = False, out: OutOpt = None) -> None:
 
     result = bench.run(bench.Options.quick() if quick else bench.Options())
     _finish("compute", result, bench.rows(result), out)
+
+
+@bench_app.command()
+def optimize(quick: QuickOpt = False, out: OutOpt = None) -> None:
+    """Meta-optimization in simulation: validation pass rate seed → best, edits refused."""
+    _modules()
+    from benchmarks import optimize as bench
+
+    result = bench.run(bench.Options.quick() if quick else bench.Options())
+    _finish("optimize", result, bench.rows(result), out)

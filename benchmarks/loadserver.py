@@ -7,6 +7,8 @@ requests wait at once), by a role-correct responder:
 - ``loop``: ``autodata.testing.roles.LoopScript`` — every role answers validly, the judge makes
   every item an accepted one (one round per source);
 - ``sim``: :class:`benchmarks.sim.SimScript` — hidden weak/strong pass probabilities per item;
+- ``optimize``: :class:`benchmarks.sim_optimize.OptimizeScript` — those probabilities depend on
+  the challenger's instructions, and a scripted analyzer and editor (meta-optimization);
 - ``ok``: the text "yes" (bare-client reference runs).
 
 ``GET /stats`` returns the server's own request count and CPU seconds.
@@ -33,7 +35,7 @@ from typing import Any, Literal
 from autodata.testing.replies import Reply, Responder, WireResponse, as_reply, render
 from autodata.testing.roles import LoopScript
 
-Mode = Literal["loop", "sim", "ok"]
+Mode = Literal["loop", "sim", "optimize", "ok"]
 REPO = Path(__file__).resolve().parents[1]
 _PHRASES = {200: "OK", 400: "Bad Request", 404: "Not Found", 500: "Internal Server Error"}
 
@@ -60,6 +62,10 @@ def responder_for(config: LoadConfig) -> Responder:
         from benchmarks.sim import SimScript
 
         return SimScript(sim_seed=config.sim_seed)
+    if config.mode == "optimize":
+        from benchmarks.sim_optimize import OptimizeScript
+
+        return OptimizeScript(sim_seed=config.sim_seed)
     if config.mode == "ok":
         return lambda body: Reply(text="yes")
     return LoopScript()
@@ -227,7 +233,7 @@ class LoadServerProcess:
 def main(argv: list[str] | None = None) -> None:
     """Serve until SIGTERM; print ``PORT <n>`` once listening."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mode", choices=["loop", "sim", "ok"], default="loop")
+    parser.add_argument("--mode", choices=["loop", "sim", "optimize", "ok"], default="loop")
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--per-token", type=float, default=0.0)
     parser.add_argument("--model", default="scripted")
