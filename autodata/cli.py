@@ -17,7 +17,7 @@ from rich.table import Table
 
 from autodata import env
 from autodata.cli_bench import bench_app
-from autodata.cli_common import Commands, console, say, settings_of
+from autodata.cli_common import Commands, check_own_packages, console, say, settings_of
 from autodata.cli_guard import guarded
 from autodata.cli_lineage import lineage, recipes
 from autodata.cli_schedule import schedule
@@ -48,6 +48,7 @@ ParamsOpt = Annotated[Path, typer.Option("--params", "-p", help="Settings file (
 @app.callback()
 def main(ctx: typer.Context, params: ParamsOpt = Path("params.yaml")) -> None:
     """autodata: Agentic Self-Instruct with a Challenger, weak/strong solvers and a Judge."""
+    check_own_packages()
     ctx.obj = {"params": params}
 
 

@@ -3,6 +3,8 @@ and :class:`Commands`, the one place the CLI handles an :class:`AutodataError`."
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
@@ -11,10 +13,12 @@ from rich.text import Text
 from typer._click.core import Context  # typer vendors click; this is its context type
 from typer.core import TyperGroup
 
-from autodata.errors import AutodataError
+from autodata.errors import AutodataError, ConfigError
 from autodata.settings import Settings, load_settings
 
 console = Console(stderr=True)
+HOME = Path(__file__).resolve().parents[1]  # where autodata/, flows/ and tasks/ are installed
+OWN_PACKAGES = ("flows", "tasks")  # top-level import names of ours (docs/architecture.md)
 
 
 def settings_of(ctx: typer.Context) -> Settings:
@@ -47,3 +51,20 @@ class Commands(TyperGroup):
             return super().invoke(ctx)
         except AutodataError as exc:
             fail(exc)
+
+
+def check_own_packages(home: Path = HOME) -> None:
+    """Raise :class:`ConfigError` when ``flows`` or ``tasks`` would be imported from anywhere
+    but beside ``autodata`` (another distribution of that name in the environment, or a
+    ``tasks.py`` earlier on ``sys.path``): the pipeline would fail later with a confusing
+    ImportError. Finds the modules without importing them."""
+    for name in OWN_PACKAGES:
+        spec = importlib.util.find_spec(name)
+        places = list(spec.submodule_search_locations or []) if spec else []
+        if (home / name).resolve() not in {Path(p).resolve() for p in places}:
+            found = (spec.origin or places[0]) if spec and (spec.origin or places) else "nowhere"
+            raise ConfigError(
+                f"the module '{name}' imports from {found}, not from {home / name}: another "
+                f"package or a {name}.py shadows autodata's; install autodata in its own "
+                "environment (scripts/setup.sh makes .venv) and run it outside that directory"
+            )

@@ -14,6 +14,8 @@ from typer.testing import CliRunner
 
 from autodata import summary
 from autodata.cli import app
+from autodata.cli_common import check_own_packages
+from autodata.errors import ConfigError
 from autodata.llm.backends import _endpoints
 from autodata.settings import RoleModel
 
@@ -136,3 +138,11 @@ def test_every_command_ends_an_autodata_error_with_one_line(
     assert lines == [
         f"error: {missing}: file not found; pass --params PATH or create it (see README)"
     ]
+
+
+def test_flows_and_tasks_must_import_from_beside_autodata(tmp_path: Path) -> None:
+    """Installed as top-level packages, ``flows`` and ``tasks`` can be shadowed (another
+    distribution of that name, a tasks.py on sys.path): one line before anything runs."""
+    check_own_packages()  # this checkout: both beside autodata
+    with pytest.raises(ConfigError, match=r"the module 'flows' imports from .*, not from "):
+        check_own_packages(tmp_path)
