@@ -8,17 +8,29 @@ which stops ``dvc repro`` at that stage. Imports are lazy: ``autodata --help`` s
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
 import typer
 
 from autodata.cli_common import console, say, settings_of
 from autodata.cli_guard import guarded
+from autodata.settings import Settings
+
+T = TypeVar("T")
 
 stage_app = typer.Typer(
     help="Run one pipeline stage (ingest, generate, accept, validate, export); dvc.yaml calls these.",
     no_args_is_help=True,
 )
+
+
+def _run(ctx: typer.Context, stage: Callable[[Settings], T]) -> tuple[Settings, T]:
+    """Load the settings and run ``stage`` on them under the run lock and the stop handling
+    (:func:`autodata.cli_guard.guarded`); the settings and what the stage returned."""
+    settings = settings_of(ctx)
+    with guarded(settings):
+        return settings, stage(settings)
 
 
 @stage_app.command()
@@ -31,9 +43,7 @@ def ingest(
     """Read the sources directory into the sources table (no model calls)."""
     from tasks.ingest import ingest_to_files, skipped_lines
 
-    settings = settings_of(ctx)
-    with guarded(settings):
-        n, skipped = ingest_to_files(settings.paths, settings.ingest, strict=strict)
+    settings, (n, skipped) = _run(ctx, lambda s: ingest_to_files(s.paths, s.ingest, strict=strict))
     for line in skipped_lines(settings.paths):
         console.print(line, markup=False, highlight=False, soft_wrap=True)
     say(f"ingest: {n} sources → {settings.paths.sources_table}; {skipped} skipped (named above)")
@@ -65,9 +75,7 @@ def accept(ctx: typer.Context) -> None:
     from autodata.env import git_revision
     from tasks.accept import finalize
 
-    settings = settings_of(ctx)
-    with guarded(settings):
-        result = finalize(settings, git_revision())
+    settings, result = _run(ctx, lambda s: finalize(s, git_revision()))
     paths = settings.paths
     say(
         f"accept: {result['accepted']} of {result['candidates']} candidates accepted → "
@@ -80,9 +88,7 @@ def validate(ctx: typer.Context) -> None:
     """Run the Great Expectations gate; exit non-zero (code 4) when it fails."""
     from tasks.validate import raise_if_failed, validate_stage
 
-    settings = settings_of(ctx)
-    with guarded(settings):
-        report = validate_stage(settings)
+    settings, report = _run(ctx, validate_stage)
     raise_if_failed(report)
     skipped = report.counts["not_applicable"]
     checked = len(report.expectations) - skipped
@@ -97,7 +103,5 @@ def export(ctx: typer.Context) -> None:
     """Write sft.jsonl, rl.jsonl, the HF dataset, plots and the dataset card."""
     from tasks.export import export_stage
 
-    settings = settings_of(ctx)
-    with guarded(settings):
-        out = export_stage(settings)
+    settings, out = _run(ctx, export_stage)
     say(f"export: {out['sft_rows']} rows → {settings.paths.export}; plots → {settings.paths.plots}")
