@@ -20,6 +20,7 @@ from autodata.cli_bench import bench_app
 from autodata.cli_common import Commands, check_own_packages, console, say, settings_of
 from autodata.cli_guard import guarded
 from autodata.cli_lineage import lineage, recipes
+from autodata.cli_optimize import optimize_app
 from autodata.cli_schedule import schedule
 from autodata.cli_stage import ingest, stage_app
 from autodata.errors import ValidationFailed
@@ -38,6 +39,7 @@ models_app = typer.Typer(
 app.add_typer(models_app, name="models")
 app.add_typer(stage_app, name="stage")
 app.add_typer(bench_app, name="bench")
+app.add_typer(optimize_app, name="optimize")
 app.command()(lineage)
 app.command()(recipes)
 app.command()(schedule)

@@ -17,6 +17,7 @@ from autodata import lineage as core
 from autodata import recipes as registry
 from autodata import schemas
 from autodata.cli_common import settings_of
+from autodata.cli_optimize import print_variants
 from autodata.errors import AutodataError
 from autodata.settings import Settings
 from autodata.stagefile import read_or_empty
@@ -111,13 +112,17 @@ def recipes(
         ),
     ] = None,
 ) -> None:
-    """Compare the recipe versions in the data: acceptance rate, rounds per accepted, gap."""
+    """Compare the recipe versions in the data: acceptance rate, rounds per accepted, gap; then the
+    optimizer's variants (``autodata optimize``) as a tree with their validation pass rates."""
     settings = settings_of(ctx)
+    if not settings.paths.rounds_table.exists() and print_variants(settings, out):
+        return  # variants, but no generated data yet
     tables = {WORKSPACE: _rounds(settings)} | {r: _rounds_at(settings, r) for r in rev or []}
     entries = registry.read_registry(settings.paths.recipe_registry)
     for r in rev or []:
         entries = _registry_at(settings, r) | entries
     _print_versions(core.compare_versions(tables), entries)
+    print_variants(settings, out)
 
 
 def _print_versions(versions: pl.DataFrame, entries: dict[str, dict[str, Any]]) -> None:

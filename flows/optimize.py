@@ -112,6 +112,7 @@ async def evaluate(
             "gate, controls or models); restore it and rerun `autodata optimize run` to resume"
         )
     chosen = run.sources.filter(pl.col("source_id").is_in(ids))
+    run.reporter.line(f"  {variant_id(run.settings, surface)} {label}: {chosen.height} sources …")
     out = await generate_flow(settings, chosen, run.loop_reporter)
     return pass_rate(out["loop_rounds"]), dict(out), Spend.of(out.calls)
 
