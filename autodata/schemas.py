@@ -90,6 +90,23 @@ JUDGMENTS = _schema(
         "prompt_hash": pl.String,  # the judge's prompts (null in verifiable mode: no prompt)
         "call_status": pl.String,  # ok | truncated (the answer was cut) | infra_error
         "finish_reasons": pl.List(pl.String),  # one per criterion call
+        "extracted": pl.String,  # verifiable mode: the final answer the rollout states (null: none)
+    }
+)
+
+# Roles of ``rollouts`` / ``judgments`` rows: the two solvers, the judge's controls, and the fresh
+# re-scoring of accepted items (new seeds, after acceptance; never part of a decision).
+FRESH_ROLES = {"weak": "fresh_weak", "strong": "fresh_strong"}
+
+ANCHOR_GRADES = _schema(
+    {
+        "anchor_id": pl.String,
+        "expected": pl.Boolean,  # the verdict a usable judge gives
+        "met": pl.Boolean,  # the judge's verdict (null: the call failed)
+        "p_yes": pl.Float64,
+        "judge_model": pl.String,
+        "call_status": pl.String,  # ok | infra_error
+        "error": pl.String,
     }
 )
 
@@ -102,6 +119,29 @@ DECISIONS = (
     "judge_unreliable",
     "infra_error",
 )
+
+# The evidence at a decision (tasks/gate_sequential.py, tasks/verifiable.py) and the fresh
+# re-scoring of accepted items, on every ``rounds`` row and every ``accepted`` row.
+EVIDENCE: dict[str, Any] = {
+    "mode": pl.String,  # rubric | verifiable (loop.mode)
+    "weak_n": pl.Int64,  # rollouts graded
+    "strong_n": pl.Int64,
+    "weak_scores": pl.List(pl.Float64),  # every graded rollout's score, in rollout order
+    "strong_scores": pl.List(pl.Float64),
+    "weak_low": pl.Float64,  # credible interval of the mean at gate.confidence
+    "weak_high": pl.Float64,
+    "strong_low": pl.Float64,
+    "strong_high": pl.Float64,
+    "prob_weak": pl.Float64,  # P(weak mean <= gate.weak_mean_max)
+    "prob_zone": pl.Float64,  # P(every mean condition of the gate)
+    "answer_key": pl.String,  # verifiable: the reference's final answer
+    "weak_vote": pl.String,  # verifiable: the majority answer (null: none or a tie)
+    "strong_vote": pl.String,
+    "fresh_weak_mean": pl.Float64,  # fresh re-scoring of an accepted item (new seeds)
+    "fresh_strong_mean": pl.Float64,
+    "fresh_gap": pl.Float64,
+    "fresh_flag": pl.Boolean,  # fresh_gap < gate.fresh_min_gap
+}
 
 ROUNDS = _schema(
     {
@@ -122,6 +162,7 @@ ROUNDS = _schema(
         "recipe_hash": pl.String,
         "gate": pl.String,  # JSON of the Gate settings the decision was made under
     }
+    | EVIDENCE
 )
 
 
@@ -170,6 +211,7 @@ ACCEPTED = _schema(
         "gap": pl.Float64,
         "control_gap": pl.Float64,
         "gate": pl.String,  # JSON of the Gate settings this row was accepted under
+        **EVIDENCE,
         "recipe_hash": pl.String,
         # per role, the model and prompt hash its rows recorded (challenges, rollouts, judgments)
         "challenger_model": pl.String,

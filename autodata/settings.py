@@ -163,6 +163,12 @@ class Gate(_Section):
     control_margin: float = Field(
         0.5, ge=0, le=1, description="min score(reference) - score(non-answer) for a reliable judge"
     )
+    method: Literal["fixed", "sequential"] = Field(
+        "fixed",
+        description="fixed: rollouts.weak/strong rollouts and the rules above; sequential: "
+        "rollouts in batches until the evidence is clear (tasks/gate_sequential.py), deciding "
+        "on the means (the single-rollout rules weak_max_max and forbid_zero_* are fixed-only)",
+    )
     confidence: float = Field(
         0.85, gt=0, lt=1, description="sequential: accept at P(every mean condition) >= this; "
         "also the level of the credible intervals recorded on every round",
@@ -179,6 +185,15 @@ class Gate(_Section):
     prior_weight: float = Field(
         1.0, gt=0, le=100, description="sequential: pseudo-rollouts of the prior, half scoring 0, half 1"
     )  # fmt: skip
+    fresh_min_gap: float = Field(
+        0.10, ge=-1, le=1, description="fresh re-scoring: an accepted item whose fresh gap is below this is flagged"
+    )  # fmt: skip
+    drop_flagged: bool = Field(
+        False, description="fresh re-scoring: leave flagged items out of the accepted table"
+    )
+    answer_tolerance: float = Field(
+        1e-4, ge=0, le=1, description="verifiable: numbers equal within this relative tolerance"
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> Gate:
@@ -231,7 +246,8 @@ class Optimize(_Section):
 
 
 class Rollouts(_Section):
-    """Rollouts per role: ``weak``/``strong`` for the fixed gate; the rest for the sequential gate."""
+    """Rollouts per role: ``weak``/``strong`` for the fixed gate; the rest for the sequential gate
+    and the fresh re-scoring of accepted items."""
 
     weak: int = Field(3, ge=1, le=64)
     strong: int = Field(3, ge=1, le=64)
@@ -243,6 +259,9 @@ class Rollouts(_Section):
     )
     max_weak: int = Field(8, ge=1, le=64, description="sequential: cap on weak rollouts")
     max_strong: int = Field(16, ge=1, le=64, description="sequential: cap on strong rollouts")
+    fresh: int = Field(
+        3, ge=0, le=64, description="fresh re-scoring: rollouts per role with new seeds (0 = off)"
+    )
 
     @model_validator(mode="after")
     def _first_within_caps(self) -> Rollouts:
@@ -312,6 +331,19 @@ class RoundFiles(NamedTuple):
     strong_rollouts: Path
     strong_judgments: Path
     rounds: Path
+    fresh_weak_rollouts: Path  # the fresh re-scoring of the round's accepted items
+    fresh_weak_judgments: Path
+    fresh_strong_rollouts: Path
+    fresh_strong_judgments: Path
+
+
+class StepFiles(NamedTuple):
+    """One step of the sequential gate inside a round: the rollouts it drew and their grades."""
+
+    weak_rollouts: Path
+    weak_judgments: Path
+    strong_rollouts: Path
+    strong_judgments: Path
 
 
 class Paths(_Section):
@@ -425,6 +457,17 @@ class Paths(_Section):
         folder, keys = self.work_dir(work_key) / f"round_{round_no:02d}", keys or {}
         own = {step: keys.get(step, keys.get("rounds", "")) for step in RoundFiles._fields}
         return RoundFiles(*(folder / own[step] / f"{step}.parquet" for step in RoundFiles._fields))
+
+    def step_files(self, work_key: str, round_no: int, key: str, step: int) -> StepFiles:
+        """The files of step ``step`` of the sequential gate in round ``round_no``, under the
+        round's content key ``key`` (its ``rounds`` file's: the whole recipe)."""
+        folder = self.work_dir(work_key) / f"round_{round_no:02d}" / key / f"step_{step:02d}"
+        return StepFiles(*(folder / f"{name}.parquet" for name in StepFiles._fields))
+
+    @property
+    def anchors_table(self) -> Path:
+        """The judge's verdicts on the drift anchors, graded at the start of the last run."""
+        return self.interim / "judge_anchors.parquet"
 
     @staticmethod
     def round_of(folder: Path) -> int | None:

@@ -23,7 +23,7 @@ from rich.table import Table
 
 from autodata import schemas
 from autodata.progress import Reporter
-from autodata.settings import ROLES, Models, Paths, Settings
+from autodata.settings import ROLES, Models, Paths, Rollouts, Settings
 
 RESULTS = Path(__file__).resolve().parent / "results"
 _PASSAGE = (
@@ -74,7 +74,9 @@ def bench_settings(
     root: Path, base_url: str, concurrency: int, model: str = "scripted", **sections: Any
 ) -> Settings:
     """Settings whose roles all use ``base_url`` with ``concurrency`` requests in flight each;
-    sampling settings are the recipe's defaults."""
+    sampling settings are the recipe's defaults. The fresh re-scoring of accepted items is off
+    unless ``rollouts`` is given: the throughput benchmarks measure the loop they were defined on."""
+    sections.setdefault("rollouts", Rollouts(fresh=0))
     role = {"backend": "openai", "base_url": base_url, "model": model,
             "max_concurrency": concurrency, "timeout_s": 600.0}  # fmt: skip
     defaults = Models()  # the recipe's sampling settings per role (max_tokens, temperature, ...)

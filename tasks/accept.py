@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,21 +30,47 @@ from autodata import recipes, schemas
 from autodata._killpoints import killpoint
 from autodata.errors import SourceError
 from autodata.io import write_json, write_parquet
-from autodata.settings import Gate, Paths, Settings
+from autodata.settings import Gate, Paths, Rollouts, Settings
 from autodata.stagefile import read_or_empty
+from tasks import gate_sequential
+from tasks.evidence import fresh_summary, row_evidence
+from tasks.verifiable import votes
 
-PENDING = "pending_strong"  # weak gate passed; the strong solver still has to run
+PENDING = gate_sequential.PENDING_STRONG  # weak gate passed; the strong solver still has to run
+PENDING_STATES = (PENDING, gate_sequential.MORE)  # not decided yet: the loop draws more
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What decides a round, as values: the gate, the mode and the sequential gate's caps
+    (:meth:`of` reads them from the settings)."""
+
+    gate: Gate
+    verifiable: bool = False
+    rollouts: Rollouts = field(default_factory=Rollouts)
+
+    @classmethod
+    def of(cls, settings: Settings) -> Rules:
+        return cls(settings.gate, settings.loop.mode == "verifiable", settings.rollouts)
+
+    def decide(self, challenges: pl.DataFrame, judgments: pl.DataFrame) -> pl.DataFrame:
+        """:func:`decide` under these rules."""
+        return decide(challenges, judgments, self.gate, verifiable=self.verifiable,
+                      rollouts=self.rollouts)  # fmt: skip
+
+
 DIGITS = 9  # scores are rounded so that 0.85 - 0.65 compares as 0.2, not 0.19999999999999996
 
 
 def summarize(judgments: pl.DataFrame) -> dict[str, dict[str, Any]]:
-    """Per candidate: weak/strong mean, max, min, infra flags and control scores."""
+    """Per candidate and role (solvers, controls, fresh re-scoring): mean, max, min, infra flags,
+    and every graded score and stated answer in rollout order (``<role>_scores``/``_answers``)."""
     ok = pl.col("call_status") == "ok"
     score, p_score = pl.col("score").filter(ok), pl.col("p_score").filter(ok)
     cut = pl.col("call_status") == "truncated"
-    groups = judgments.group_by("candidate_id", "role").agg(
+    groups = judgments.sort("rollout").group_by("candidate_id", "role").agg(
         infra=(~ok).any(), truncated=cut.any(), n_ok=ok.sum(), mean=score.mean(), max=score.max(), min=score.min(),
-        p=p_score.mean(), p_missing=p_score.null_count() > 0,
+        p=p_score.mean(), p_missing=p_score.null_count() > 0, scores=score, answers=pl.col("extracted").filter(ok),
     )  # fmt: skip
     out: dict[str, dict[str, Any]] = {}
     for g in groups.iter_rows(named=True):
@@ -55,6 +82,7 @@ def summarize(judgments: pl.DataFrame) -> dict[str, dict[str, Any]]:
             stats[f"{role}_max"] = round(g["max"], DIGITS)
             stats[f"{role}_min"] = round(g["min"], DIGITS)
             stats[f"{role}_p"] = None if g["p_missing"] else g["p"]
+            stats[f"{role}_scores"], stats[f"{role}_answers"] = g["scores"], g["answers"]
     return out
 
 
@@ -78,7 +106,9 @@ TRUNCATED = (
 )
 
 
-def _weak_decision(s: dict[str, Any], gate: Gate, verifiable: bool) -> tuple[str, str] | None:
+def _weak_decision(
+    s: dict[str, Any], gate: Gate, verifiable: bool, sequential: bool = False
+) -> tuple[str, str] | None:
     if s.get("weak_truncated"):  # a cut answer is no evidence of weakness (never too_easy/accepted)
         return "infra_error", TRUNCATED.format(role="weak")
     if (
@@ -96,7 +126,12 @@ def _weak_decision(s: dict[str, Any], gate: Gate, verifiable: bool) -> tuple[str
                 f"judge control gap {gap} < margin {gate.control_margin}: it cannot tell the reference answer from a non-answer",
             )
     if verifiable:
-        return ("too_easy", "weak majority vote is right") if s["weak_mean"] >= 0.5 else None
+        right = s["weak_right"]
+        return (
+            ("too_easy", f"the weak majority answer {s['weak_vote']} is right") if right else None
+        )
+    if sequential:  # the means decide (tasks.gate_sequential)
+        return None
     if s["weak_mean"] > gate.weak_mean_max:
         return "too_easy", f"weak_mean {s['weak_mean']:.3f} > {gate.weak_mean_max}"
     if s["weak_max"] > gate.weak_max_max:
@@ -113,11 +148,9 @@ def _strong_decision(s: dict[str, Any], gate: Gate, verifiable: bool) -> tuple[s
         return "infra_error", "a strong-solver or judge call failed; retried in a later round"
     gap = round(s["strong_mean"] - s["weak_mean"], DIGITS)
     if verifiable:
-        return (
-            ("accepted", "")
-            if s["strong_mean"] > 0.5
-            else ("failed_strong", "strong majority vote is wrong")
-        )
+        vote = s["strong_vote"] or "none (no stated answer, or a tie)"
+        wrong = f"the strong majority answer {vote} is not {s['answer_key']}"
+        return ("accepted", "") if s["strong_right"] else ("failed_strong", wrong)
     if gate.forbid_zero_strong and s["strong_min"] == 0:
         return "failed_strong", "a strong rollout scored 0"
     if not gate.strong_mean_min <= s["strong_mean"] < gate.strong_mean_max:
@@ -131,16 +164,27 @@ def _strong_decision(s: dict[str, Any], gate: Gate, verifiable: bool) -> tuple[s
 
 
 def decide_one(
-    candidate: dict[str, Any], stats: dict[str, Any], gate: Gate, *, verifiable: bool = False
-) -> tuple[str, str]:
-    """The decision and its reason for one candidate; ``PENDING`` if strong has not run yet."""
+    candidate: dict[str, Any], stats: dict[str, Any], gate: Gate, *, verifiable: bool = False,
+    rollouts: Rollouts | None = None,
+) -> tuple[str, str]:  # fmt: skip
+    """The decision and its reason for one candidate; a :data:`PENDING_STATES` marker while the
+    loop has more to draw. Verifiable mode votes on the stated answers (``gate.answer_tolerance``);
+    ``gate.method: sequential`` decides rubric means on the evidence so far, with
+    ``rollouts``' caps (defaults: the settings')."""
     if candidate["call_status"] != "ok":
         return "infra_error", candidate["qv_reason"]
     if not candidate["qv_passed"]:
         return "failed_quality", candidate["qv_reason"]
-    weak = _weak_decision(stats, gate, verifiable)
+    if verifiable:
+        answers = {role: stats.get(f"{role}_answers") or [] for role in ("weak", "strong")}
+        stats = stats | votes(answers, candidate["reference_answer"], gate.answer_tolerance)
+    sequential = gate.method == "sequential" and not verifiable
+    weak = _weak_decision(stats, gate, verifiable, sequential)
     if weak is not None:
         return weak
+    if sequential and not (stats.get("strong_infra") or stats.get("strong_truncated")):
+        strong = stats.get("strong_scores") or []
+        return gate_sequential.decide(stats["weak_scores"], strong, gate, rollouts or Rollouts())
     if "strong_mean" not in stats and not stats.get("strong_infra"):
         return PENDING, ""
     return _strong_decision(stats, gate, verifiable)
@@ -162,23 +206,22 @@ def feedback_line(decision: str, question: str | None, s: dict[str, Any], reason
 
 
 def decide(
-    challenges: pl.DataFrame, judgments: pl.DataFrame, gate: Gate, *, verifiable: bool = False
-) -> pl.DataFrame:
-    """The ``rounds`` rows (``schemas.ROUNDS``) for one round's candidates."""
-    stats = summarize(judgments)
-    rows = [
-        _round_row(c, stats.get(c["candidate_id"], {}), gate, verifiable)
-        for c in challenges.iter_rows(named=True)
-    ]
+    challenges: pl.DataFrame, judgments: pl.DataFrame, gate: Gate, *, verifiable: bool = False,
+    rollouts: Rollouts | None = None,
+) -> pl.DataFrame:  # fmt: skip
+    """The ``rounds`` rows (``schemas.ROUNDS``) for one round's candidates (``rollouts``,
+    each with its evidence (:mod:`tasks.evidence`)."""
+    stats, rules = summarize(judgments), Rules(gate, verifiable, rollouts or Rollouts())
+    rows = [_round_row(c, stats.get(c["candidate_id"], {}), rules) for c in challenges.iter_rows(named=True)]  # fmt: skip
     frame = pl.DataFrame(rows, schema=schemas.ROUNDS) if rows else schemas.empty(schemas.ROUNDS)
     return schemas.check(frame, schemas.ROUNDS, "rounds")
 
 
-def _round_row(
-    c: dict[str, Any], s: dict[str, Any], gate: Gate, verifiable: bool
-) -> dict[str, Any]:
-    decision, reason = decide_one(c, s, gate, verifiable=verifiable)
+def _round_row(c: dict[str, Any], s: dict[str, Any], rules: Rules) -> dict[str, Any]:
+    gate, mode = rules.gate, "verifiable" if rules.verifiable else "rubric"
+    decision, reason = decide_one(c, s, gate, verifiable=rules.verifiable, rollouts=rules.rollouts)
     has_both = "strong_mean" in s and "weak_mean" in s
+    evidence = row_evidence(c["reference_answer"] or "", s, gate, mode=mode)
     return {
         "candidate_id": c["candidate_id"], "source_id": c["source_id"], "round": c["round"], "question": c["question"],
         "weak_mean": s.get("weak_mean"), "weak_max": s.get("weak_max"), "weak_min": s.get("weak_min"),
@@ -187,7 +230,7 @@ def _round_row(
         "control_gap": control_gap(s), "decision": decision, "reason": reason,
         "feedback": feedback_line(decision, c["question"], s, reason),
         "recipe_hash": c["recipe_hash"], "gate": gate.model_dump_json(),
-    }  # fmt: skip
+    } | evidence  # fmt: skip
 
 
 def decision_counts(rounds: pl.DataFrame) -> dict[str, int]:
@@ -200,33 +243,29 @@ def decision_counts(rounds: pl.DataFrame) -> dict[str, int]:
 
 
 def passed_weak_gate(
-    challenges: pl.DataFrame, weak_judgments: pl.DataFrame, gate: Gate, *, verifiable: bool
+    challenges: pl.DataFrame, weak_judgments: pl.DataFrame, rules: Rules
 ) -> pl.DataFrame:
-    """The challenges the strong solver answers: those whose weak step passed ``gate``."""
-    pending = decide(challenges, weak_judgments, gate, verifiable=verifiable)
+    """The challenges the strong solver answers: those whose weak step passed the gate."""
+    pending = rules.decide(challenges, weak_judgments)
     ids = pending.filter(pl.col("decision") == PENDING)["candidate_id"]
     return challenges.filter(pl.col("candidate_id").is_in(ids.implode()))
 
 
 @task(name="weak-gate", cache_policy=NO_CACHE)
 def weak_gate_task(
-    challenges: pl.DataFrame, weak_judgments: pl.DataFrame, gate: Gate, verifiable: bool
+    challenges: pl.DataFrame, weak_judgments: pl.DataFrame, rules: Rules
 ) -> pl.DataFrame:
     """Prefect wrapper of :func:`passed_weak_gate` (no model call, nothing written)."""
-    return passed_weak_gate(challenges, weak_judgments, gate, verifiable=verifiable)
+    return passed_weak_gate(challenges, weak_judgments, rules)
 
 
 @task(name="decide", cache_policy=NO_CACHE)
 def decide_task(
-    challenges: pl.DataFrame,
-    judgments: list[pl.DataFrame],
-    gate: Gate,
-    verifiable: bool,
-    target: Path,
+    challenges: pl.DataFrame, judgments: list[pl.DataFrame], rules: Rules, target: Path
 ) -> pl.DataFrame:
     """A round's ``rounds`` rows from its challenges and every judgment of the round, decided
-    under ``gate`` and written to ``target`` (always: deciding costs no call)."""
-    rounds = decide(challenges, pl.concat(judgments), gate, verifiable=verifiable)
+    under ``rules`` and written to ``target`` (always: deciding costs no call)."""
+    rounds = rules.decide(challenges, pl.concat(judgments))
     write_parquet(rounds, target)
     return rounds
 
@@ -245,24 +284,20 @@ def loop_tables(paths: Paths) -> dict[str, tuple[Path, pl.Schema]]:
 
 
 def final_rounds(
-    challenges: pl.DataFrame,
-    judgments: pl.DataFrame,
-    loop_rounds: pl.DataFrame,
-    gate: Gate,
-    *,
-    verifiable: bool,
+    challenges: pl.DataFrame, judgments: pl.DataFrame, loop_rounds: pl.DataFrame, rules: Rules
 ) -> pl.DataFrame:
-    """Decisions under ``gate``. Where the strong solver never ran (the loop's gate stopped the
-    candidate at the weak step) the loop's own decision and its recorded gate are kept."""
-    fresh = decide(challenges, judgments, gate, verifiable=verifiable)
+    """Decisions under ``rules``. Where the stored rollouts cannot settle a candidate (the loop's
+    gate stopped it at the weak step, or a changed sequential gate wants more rollouts than the
+    loop drew) the loop's own decision and its recorded gate are kept."""
+    decided = rules.decide(challenges, judgments)
+    pending = pl.col("decision").is_in(list(PENDING_STATES))
     kept = loop_rounds.filter(
-        pl.col("candidate_id").is_in(
-            fresh.filter(pl.col("decision") == PENDING)["candidate_id"].implode()
-        )
+        pl.col("candidate_id").is_in(decided.filter(pending)["candidate_id"].implode())
     )
-    fresh = fresh.filter(pl.col("decision") != PENDING)
     return schemas.check(
-        pl.concat([fresh, kept]).sort("source_id", "round"), schemas.ROUNDS, "rounds"
+        pl.concat([decided.filter(~pending), kept]).sort("source_id", "round"),
+        schemas.ROUNDS,
+        "rounds",
     )
 
 
@@ -285,13 +320,15 @@ def producers(
 
 def accepted_rows(
     rounds: pl.DataFrame, challenges: pl.DataFrame, sources: pl.DataFrame,
-    made_by: pl.DataFrame, git_rev: str,
+    made_by: pl.DataFrame, git_rev: str, *, drop_flagged: bool = False,
 ) -> pl.DataFrame:  # fmt: skip
     """One row per source that was accepted (its first accepted round), with its lineage: the
-    roles' models and prompt hashes (``made_by``, from :func:`producers`) and ``git_rev``."""
+    roles' models and prompt hashes (``made_by``, from :func:`producers`) and ``git_rev``.
+    ``drop_flagged`` (``gate.drop_flagged``) leaves out items whose fresh gap was flagged."""
     used = rounds.group_by("source_id").agg(rounds_used=pl.col("round").max())
+    dropped = pl.col("fresh_flag").fill_null(False) & drop_flagged
     first = (
-        rounds.filter(pl.col("decision") == "accepted")
+        rounds.filter((pl.col("decision") == "accepted") & ~dropped)
         .sort("round")
         .unique("source_id", keep="first")
     )
@@ -326,6 +363,7 @@ def metrics(
         "acceptance_rate": round(n_acc / n_sources, 4) if n_sources else 0.0,
         "mean_rounds_per_accepted": round(float(accepted["round"].mean()), 3) if n_acc else None,  # type: ignore[arg-type]
         "decisions": decision_counts(rounds),
+        "fresh": fresh_summary(rounds),
         "llm": {
             "per_role": calls,
             "http_requests": requests,
@@ -365,16 +403,10 @@ def finalize(
         for name, (path, schema) in loop_tables(paths).items()
     }
     sources = read_or_empty(paths.sources_table, schemas.SOURCES, "sources")
-    verifiable = settings.loop.mode == "verifiable"
-    rounds = final_rounds(
-        read["challenges"],
-        read["judgments"],
-        read["loop_rounds"],
-        settings.gate,
-        verifiable=verifiable,
-    )
+    rounds = final_rounds(read["challenges"], read["judgments"], read["loop_rounds"], Rules.of(settings))  # fmt: skip
     made_by = producers(read["challenges"], read["rollouts"], read["judgments"])
-    accepted = accepted_rows(rounds, read["challenges"], sources, made_by, git_rev)
+    accepted = accepted_rows(rounds, read["challenges"], sources, made_by, git_rev,
+                             drop_flagged=settings.gate.drop_flagged)  # fmt: skip
     if calls is None:
         calls = json.loads(paths.calls_file.read_text()) if paths.calls_file.exists() else {}
     result = metrics(rounds, accepted, sources.height, calls, read["rollouts"])

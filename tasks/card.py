@@ -131,12 +131,35 @@ def _why_empty(rounds: pl.DataFrame, recipe: dict[str, Any]) -> str:
     )
 
 
+FRESH_PAIRS = (("weak_mean", "fresh_weak_mean"), ("strong_mean", "fresh_strong_mean"), ("gap", "fresh_gap"))  # fmt: skip
+
+
 def _scores(accepted: pl.DataFrame) -> str:
-    rows = []
-    for c in ("weak_mean", "strong_mean", "gap"):
-        mean, median = accepted.select(pl.col(c).mean(), pl.col(c).median().alias("m")).row(0)
-        rows.append((c, f"{mean:.3f}", f"{median:.3f}"))
-    return "## Scores of accepted examples\n\n" + _table(("score", "mean", "median"), rows)
+    """Fresh re-scoring figures as the headline, the selection-time ones beside them."""
+    fresh = accepted.filter(pl.col("fresh_gap").is_not_null())
+
+    def stats(frame: pl.DataFrame, column: str) -> tuple[str, str]:
+        mean, median = frame.select(pl.col(column).mean(), pl.col(column).median().alias("m")).row(
+            0
+        )
+        return (f"{mean:.3f}", f"{median:.3f}") if mean is not None else ("-", "-")
+
+    if fresh.is_empty():
+        rows: list[tuple[str, ...]] = [(c, *stats(accepted, c)) for c, _ in FRESH_PAIRS]
+        return ("## Scores of accepted examples\n\n" + _table(("score", "mean", "median"), rows)
+                + "\n\nThese are the rollouts the gate decided on (`rollouts.fresh` is 0: no fresh "
+                "re-scoring), so they overstate the gap: items were kept *because* they scored well.")  # fmt: skip
+    rows = [(sel, *stats(fresh, new), *stats(fresh, sel)) for sel, new in FRESH_PAIRS]
+    header = ("score", "fresh mean", "fresh median", "at selection: mean", "at selection: median")
+    flagged = int(fresh["fresh_flag"].sum())
+    return (
+        "## Scores of accepted examples\n\n" + _table(header, rows) + "\n\n"
+        f"**Fresh** figures: {fresh.height} of {accepted.height} accepted items re-solved and "
+        "re-judged after acceptance with new seeds, rollouts the decision never saw, so they "
+        "estimate the items' real difficulty without the selection bias. **At selection**: the "
+        "rollouts the gate decided on; keeping items because they scored well inflates their gap. "
+        f"{flagged} item(s) have a fresh gap below `gate.fresh_min_gap` (`fresh_flag` in the data)."
+    )
 
 
 def _models(accepted: pl.DataFrame, recipe: dict[str, Any]) -> str:

@@ -24,6 +24,7 @@ from autodata.llm.client import ChatClient, ChatRequest
 from autodata.progress import Reporter
 from autodata.settings import RoleModel
 from autodata.stagefile import persisted
+from tasks.verifiable import check_known_answers
 
 Weight = Literal[1, 2, 3, 4, 5, 6, 7]
 PACKAGED: Mapping[str, str] = {}  # no replacement templates: the packaged prompts
@@ -237,11 +238,14 @@ class Roles:
     stage uses (values, no settings file)."""
 
     def __init__(self, challenger: ChatClient, challenger_spec: RoleModel, verifier: ChatClient,
-                 verifier_spec: RoleModel, recipe_hash: str, texts: Mapping[str, str] = PACKAGED) -> None:  # fmt: skip
+                 verifier_spec: RoleModel, recipe_hash: str, texts: Mapping[str, str] = PACKAGED,
+                 answer_tolerance: float | None = None) -> None:  # fmt: skip
         self.challenger, self.challenger_spec = challenger, challenger_spec
         self.verifier, self.verifier_spec = verifier, verifier_spec
         self.recipe_hash, self.texts = recipe_hash, dict(texts)
         self.prompt_hashes = prompts.role_hashes(self.texts)  # what each row records
+        # verifiable mode: items end with a checkable final answer, held to a source's known one
+        self.answer_tolerance = answer_tolerance
 
 
 async def challenge(
@@ -254,9 +258,11 @@ async def challenge(
     """Write and verify one item per source in ``sources`` for ``round_no``."""
 
     feedback = feedback_by_source(history, roles.texts)
+    verifiable = roles.answer_tolerance is not None
+    ask = "\n" + prompts.render_with(roles.texts, "challenger_verifiable") if verifiable else ""
 
     async def run(source: dict) -> dict:
-        row = await _one(source, feedback.get(source["source_id"], ""), round_no, roles)
+        row = await _one(source, feedback.get(source["source_id"], "") + ask, round_no, roles)
         if on_done:
             on_done()
         return row
@@ -266,6 +272,8 @@ async def challenge(
     frame = (
         pl.DataFrame(rows, schema=schemas.CHALLENGES) if rows else schemas.empty(schemas.CHALLENGES)
     )
+    if roles.answer_tolerance is not None:
+        frame = check_known_answers(frame, sources, roles.answer_tolerance)
     return schemas.check(frame, schemas.CHALLENGES, "challenges")
 
 

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,8 +47,9 @@ from autodata import prompts, recipes, schemas
 from autodata.errors import SourceError
 from autodata.io import write_json, write_parquet
 from autodata.llm.client import ChatClient
-from autodata.settings import Gate, Loop, Paths, RoundFiles, Settings
+from autodata.settings import Loop, Paths, RoundFiles, Settings, StepFiles
 from tasks import accept
+from tasks.accept import Rules
 from tasks.challenge import Roles
 from tasks.judge import Grader
 from tasks.solve import Solver
@@ -119,6 +120,14 @@ def plan_round(
     return settings.paths.round_files(work, round_no, keys), keys["rounds"]
 
 
+def step_files(
+    settings: Settings, work: str, round_no: int, files: RoundFiles
+) -> Callable[[int], StepFiles]:
+    """The sequential gate's files of each step of the round whose files are ``files``."""
+    key = files.rounds.parent.name
+    return lambda step: settings.paths.step_files(work, round_no, key, step)
+
+
 def _digest(parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
 
@@ -126,28 +135,42 @@ def _digest(parts: Any) -> str:
 @dataclass(frozen=True)
 class Cast:
     """Who plays each part of a round, as values: challenger and verifier (:class:`Roles`), the
-    two solvers, the judge (:class:`Grader`) and the gate the loop searches under."""
+    two solvers, the judge (:class:`Grader`) and the rules the loop decides by (:class:`Rules`:
+    the gate it searches under, the mode, the sequential gate's batches and caps)."""
 
     roles: Roles
     weak: Solver
     strong: Solver
     grader: Grader
-    gate: Gate
-    verifiable: bool
+    rules: Rules
+
+    @property
+    def sequential(self) -> bool:
+        """Whether rollouts are drawn in batches (``gate.method: sequential``, rubric mode)."""
+        return self.rules.gate.method == "sequential" and not self.rules.verifiable
+
+    def solver(self, role: str) -> Solver:
+        return self.weak if role == "weak" else self.strong
 
 
 def cast(settings: Settings, clients: Mapping[str, ChatClient]) -> Cast:
     """The :class:`Cast` of ``settings`` with the open ``clients`` (one per role)."""
-    models, k, verifiable = settings.models, settings.rollouts, settings.loop.mode == "verifiable"
+    models, k, rules = settings.models, settings.rollouts, Rules.of(settings)
+    tolerance = rules.gate.answer_tolerance if rules.verifiable else None
     roles = Roles(clients["challenger"], models.challenger, clients["verifier"], models.verifier,
-                  settings.recipe_hash(), settings.prompts.overrides())  # fmt: skip
+                  settings.recipe_hash(), settings.prompts.overrides(), tolerance)  # fmt: skip
     return Cast(
         roles,
-        Solver("weak", k.weak, clients["weak"], models.weak),
-        Solver("strong", k.strong, clients["strong"], models.strong),
-        Grader(clients["judge"], models.judge, settings.loop.non_answer, verifiable),
-        settings.gate,
-        verifiable,
+        Solver("weak", k.weak, clients["weak"], models.weak, rules.verifiable),
+        Solver("strong", k.strong, clients["strong"], models.strong, rules.verifiable),
+        Grader(
+            clients["judge"],
+            models.judge,
+            settings.loop.non_answer,
+            rules.verifiable,
+            rules.gate.answer_tolerance,
+        ),
+        rules,
     )
 
 

@@ -3,8 +3,8 @@ code (Σ weight·met / Σ weight), never taken from the model. The judge never s
 answer. Controls: on every candidate it also grades the reference answer (should be met) and a
 non-answer (should not) — ``accept`` uses them to detect a judge that cannot tell them apart.
 
-Verifiable mode (DESIGN §1) grades without a model: a rollout scores 1 when its final answer
-equals the reference answer's (:func:`score_verifiable`).
+Verifiable mode (DESIGN §1) grades without a model: a rollout scores 1 when the final answer it
+states is equivalent to the reference answer's (:func:`score_verifiable`, :mod:`tasks.verifiable`).
 
 Input: rollouts + challenges. Output: ``schemas.JUDGMENTS``.
 """
@@ -30,6 +30,7 @@ from autodata.llm.client import ChatClient, ChatRequest, ChatResult
 from autodata.progress import Reporter
 from autodata.settings import RoleModel
 from autodata.stagefile import persisted
+from tasks.verifiable import equivalent, extract, reference_answer
 
 TOP_LOGPROBS = 5
 _YES = re.compile(r"\W*yes\b", re.IGNORECASE)  # "Yes", "**yes**", " yes." — not "Yesterday"
@@ -72,7 +73,7 @@ def weighted(values: list[float], weights: list[int]) -> float:
 
 
 FAILED: dict[str, Any] = {"criterion_met": [], "criterion_p_yes": [], "score": None, "p_score": None,
-          "finish_reasons": []}  # fmt: skip
+          "finish_reasons": [], "extracted": None}  # fmt: skip
 
 
 async def grade(item: dict, answer: str, client: ChatClient, spec: RoleModel) -> dict:
@@ -94,7 +95,8 @@ async def grade(item: dict, answer: str, client: ChatClient, spec: RoleModel) ->
     weights = [c["weight"] for c in rubric]
     p_score = weighted([p for p in p_yes if p is not None], weights) if None not in p_yes else None
     return {"criterion_met": met, "criterion_p_yes": p_yes, "score": weighted([float(m) for m in met], weights),
-            "p_score": p_score, "call_status": "ok", "finish_reasons": [r.finish_reasons[0] for r in results]}  # fmt: skip
+            "p_score": p_score, "call_status": "ok", "finish_reasons": [r.finish_reasons[0] for r in results],
+            "extracted": None}  # fmt: skip
 
 
 def _answers(
@@ -161,6 +163,7 @@ class Grader:
     spec: RoleModel
     non_answer: str
     verifiable: bool = False
+    tolerance: float = 0.0  # verifiable: relative tolerance of numbers (gate.answer_tolerance)
 
 
 @task(name="judge", cache_policy=NO_CACHE)
@@ -179,7 +182,7 @@ async def judge_task(
     :func:`judge` and write it."""
     items = challenges.filter(pl.col("qv_passed"))
     if grader.verifiable:
-        return score_verifiable(items, rollouts)
+        return score_verifiable(items, rollouts, grader.tolerance)
     total = rollouts.height + (2 * items.height if controls else 0)
     solver = rollouts["role"][0] if rollouts.height else ""
     with reporter.stage(f"round {round_no}: judge {solver}", total) as done:
@@ -199,47 +202,26 @@ async def judge_task(
         )
 
 
-# --- verifiable mode: exact match of the final answer, no judge model ---------------------
+# --- verifiable mode: the stated final answer against the reference's, no judge model -----
 
 
-_NUMBER = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?(?:/\d+)?")  # 1,000,000.5 is one number
-_BOXED = re.compile(r"\\boxed\{((?:[^{}]|\{[^{}]*\})*)\}")  # one level of nested braces
-_FRAC = re.compile(r"\\d?frac\{([^{}]*)\}\{([^{}]*)\}")
-
-
-def final_answer(text: str) -> str:
-    """The checkable final answer of a solution: \\boxed{..}, 'answer: ..', or the last number."""
-    if boxed := _BOXED.findall(text):
-        return _normalize(boxed[-1])
-    if tail := re.findall(r"answer\s*(?:is|:)\s*([^\n]+)", text, flags=re.IGNORECASE):
-        numbers = _NUMBER.findall(tail[-1])
-        return _normalize(numbers[0] if numbers else tail[-1])
-    numbers = _NUMBER.findall(text)
-    return _normalize(numbers[-1]) if numbers else _normalize(text)
-
-
-def _normalize(answer: str) -> str:
-    answer = _FRAC.sub(r"\1/\2", answer).strip().strip(".").replace(",", "").lower()
-    try:
-        return f"{float(answer):.15g}"  # plain :g keeps 6 digits: 1234567 would equal 1234568
-    except ValueError:
-        return re.sub(r"\s+", " ", answer)
-
-
-def score_verifiable(items: pl.DataFrame, rollouts: pl.DataFrame) -> pl.DataFrame:
-    """Verifiable mode: a rollout scores 1 if its final answer equals the reference, else 0."""
-    refs = {
-        r["candidate_id"]: final_answer(r["reference_answer"]) for r in items.iter_rows(named=True)
+def score_verifiable(items: pl.DataFrame, rollouts: pl.DataFrame, tolerance: float) -> pl.DataFrame:
+    """Verifiable mode: a rollout scores 1 when the final answer it states is equivalent to the
+    reference's (:mod:`tasks.verifiable`), else 0; the answer it states is kept in ``extracted``."""
+    keys = {
+        r["candidate_id"]: reference_answer(r["reference_answer"])
+        for r in items.iter_rows(named=True)
     }
     rows = []
     for r in rollouts.iter_rows(named=True):
         ok = r["call_status"] == "ok"
         failed = "truncated" if r["call_status"] == "truncated" else "infra_error"
-        right = ok and final_answer(r["answer"]) == refs[r["candidate_id"]]
+        answer = extract(r["answer"]) if ok else None
+        right = ok and equivalent(answer, keys[r["candidate_id"]], tolerance)
         rows.append({"candidate_id": r["candidate_id"], "role": r["role"], "rollout": r["rollout"],
                      "criterion_met": [right] if ok else [], "criterion_p_yes": [None] if ok else [],
                      "score": float(right) if ok else None, "p_score": None, "judge_model": "exact-match",
-                     "call_status": "ok" if ok else failed, "finish_reasons": []})  # fmt: skip
+                     "call_status": "ok" if ok else failed, "finish_reasons": [], "extracted": answer})  # fmt: skip
     frame = (
         pl.DataFrame(rows, schema=schemas.JUDGMENTS) if rows else schemas.empty(schemas.JUDGMENTS)
     )

@@ -8,7 +8,7 @@ Input: challenges (those that passed quality) + sources (their text). Output:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,8 +25,11 @@ from autodata.settings import RoleModel
 from autodata.stagefile import persisted
 
 
-def solver_request(item: dict, spec: RoleModel, rollout: int) -> ChatRequest:
-    """The request for one rollout; ``item`` has context, question and, if privileged, text."""
+def solver_request(
+    item: dict, spec: RoleModel, rollout: int, final_answer: bool = False
+) -> ChatRequest:
+    """The request for one rollout; ``item`` has context, question and, if privileged, text.
+    ``final_answer`` (verifiable mode) asks for a closing ``Final answer: …`` line."""
     source = ""
     if spec.privileged and item.get("text"):
         source = prompts.render("solver_source", source=prompts.fence(item["text"])) + "\n\n"
@@ -36,8 +39,11 @@ def solver_request(item: dict, spec: RoleModel, rollout: int) -> ChatRequest:
         context=prompts.fence(item["context"]),
         question=prompts.fence(item["question"]),
     )
+    system = prompts.render("solver_system")
+    if final_answer:
+        system += "\n\n" + prompts.render("solver_final_answer")
     return ChatRequest.of(
-        prompts.render("solver_system"),
+        system,
         user,
         temperature=spec.temperature,
         top_p=spec.top_p,
@@ -48,8 +54,9 @@ def solver_request(item: dict, spec: RoleModel, rollout: int) -> ChatRequest:
 
 
 async def _rollout(
-    item: dict, rollout: int, *, role: str, client: ChatClient, spec: RoleModel, prompt_hash: str
-) -> dict:
+    item: dict, rollout: int, *, role: str, client: ChatClient, spec: RoleModel, prompt_hash: str,
+    final_answer: bool = False,
+) -> dict:  # fmt: skip
     row = {
         "candidate_id": item["candidate_id"],
         "role": role,
@@ -58,7 +65,7 @@ async def _rollout(
         "prompt_hash": prompt_hash,
     }
     try:
-        result = await client.chat(solver_request(item, spec, rollout))
+        result = await client.chat(solver_request(item, spec, rollout, final_answer))
     except CallError as exc:
         return row | _failed(exc)
     return row | {
@@ -97,18 +104,28 @@ async def solve(
     client: ChatClient,
     spec: RoleModel,
     on_done: Callable[[], None] | None = None,
+    *,
+    plan: Mapping[str, tuple[int, int]] | None = None,
+    final_answer: bool = False,
 ) -> pl.DataFrame:
     """``k`` rollouts of ``role`` for every item (columns: candidate_id, context, question[, text]);
-    each row records the model and the solver prompts' hash that made it."""
+    each row records the model and the solver prompts' hash that made it. ``plan``: instead, the
+    rollouts ``range(start, stop)`` of each planned candidate (the sequential gate's batches,
+    the fresh re-scoring); ``final_answer``: ask for a ``Final answer:`` line (verifiable mode)."""
     prompt_hash = prompts.role_hashes()[role]
 
     async def run(job: tuple[dict, int]) -> dict:
-        row = await _rollout(*job, role=role, client=client, spec=spec, prompt_hash=prompt_hash)
+        row = await _rollout(*job, role=role, client=client, spec=spec, prompt_hash=prompt_hash, final_answer=final_answer)  # fmt: skip
         if on_done:
             on_done()
         return row
 
-    jobs = [(item, r) for item in items.iter_rows(named=True) for r in range(k)]
+    def indices(cid: str) -> range:
+        return range(k) if plan is None else range(*plan.get(cid, (0, 0)))
+
+    jobs = [
+        (item, r) for item in items.iter_rows(named=True) for r in indices(item["candidate_id"])
+    ]
     rows = await map_bounded(run, jobs, window_for(client.max_concurrency))
     frame = pl.DataFrame(rows, schema=schemas.ROLLOUTS) if rows else schemas.empty(schemas.ROLLOUTS)
     return schemas.check(frame, schemas.ROLLOUTS, "rollouts")
@@ -123,12 +140,14 @@ def solver_items(challenges: pl.DataFrame, sources: pl.DataFrame) -> pl.DataFram
 
 @dataclass(frozen=True)
 class Solver:
-    """One solver role as values: ``role`` (weak|strong), ``k`` rollouts, its client and spec."""
+    """One solver role as values: ``role`` (weak|strong), ``k`` rollouts, its client and spec;
+    ``final_answer``: ask for a ``Final answer:`` line (verifiable mode)."""
 
     role: str
     k: int
     client: ChatClient
     spec: RoleModel
+    final_answer: bool = False
 
 
 @task(name="solve", cache_policy=NO_CACHE)
@@ -139,14 +158,21 @@ async def solve_task(
     solver: Solver,
     target: Path,
     reporter: Reporter,
+    *,
+    plan: Mapping[str, tuple[int, int]] | None = None,
+    fresh: bool = False,
 ) -> pl.DataFrame:
     """Prefect wrapper: resume from ``target`` or run :func:`solve` on the challenges that passed
-    quality (:func:`solver_items`) and write it."""
+    quality (:func:`solver_items`) and write it. ``plan``: only those rollouts (see
+    :func:`solve`); ``fresh``: the rows are the fresh re-scoring (role ``fresh_<role>``)."""
     items, role, k = solver_items(challenges, sources), solver.role, solver.k
-    with reporter.stage(f"round {round_no}: solve {role}", items.height * k) as done:
-        return await persisted(
-            target,
-            schemas.ROLLOUTS,
-            "rollouts",
-            lambda: solve(items, role, k, solver.client, solver.spec, done),
-        )
+    total = items.height * k if plan is None else sum(stop - start for start, stop in plan.values())
+    label = schemas.FRESH_ROLES[role] if fresh else role
+
+    async def compute() -> pl.DataFrame:
+        rows = await solve(items, role, k, solver.client, solver.spec, done, plan=plan,
+                           final_answer=solver.final_answer)  # fmt: skip
+        return rows.with_columns(role=pl.lit(label)) if fresh else rows
+
+    with reporter.stage(f"round {round_no}: solve {label}", total) as done:
+        return await persisted(target, schemas.ROLLOUTS, "rollouts", compute)

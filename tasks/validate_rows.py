@@ -14,6 +14,7 @@ import polars as pl
 from pydantic import ValidationError
 
 from autodata.settings import Gate
+from tasks.verifiable import equivalent
 
 GATE_KEYS: tuple[str, ...] = tuple(Gate.model_fields)
 MIN_WEIGHT, MAX_WEIGHT = 1, 7
@@ -21,16 +22,20 @@ MIN_WEIGHT, MAX_WEIGHT = 1, 7
 # strong_mean stays exact so that a row sitting on strong_mean_max still fails.
 EPS = 1e-9
 
+# What each accepted row must satisfy. The rubric rules hold in rubric mode (the single-rollout
+# ones, weak_max and zeros, under the fixed gate only); verifiable mode is judged on its votes.
 ROW_FLAGS: dict[str, str] = {
     "ok_gate_recorded": "gate JSON holds every Gate key with valid values",
-    "ok_weak_mean": "weak_mean <= gate.weak_mean_max",
-    "ok_weak_max": "weak_max <= gate.weak_max_max",
-    "ok_strong_mean": "gate.strong_mean_min <= strong_mean < gate.strong_mean_max",
-    "ok_min_gap": "gap >= gate.min_gap",
-    "ok_weak_nonzero": "weak_min > 0 when gate.forbid_zero_weak",
-    "ok_strong_nonzero": "strong_min > 0 when gate.forbid_zero_strong",
-    "ok_control_margin": "control_gap >= gate.control_margin",
+    "ok_weak_mean": "rubric: weak_mean <= gate.weak_mean_max",
+    "ok_weak_max": "rubric, fixed gate: weak_max <= gate.weak_max_max",
+    "ok_strong_mean": "rubric: gate.strong_mean_min <= strong_mean < gate.strong_mean_max",
+    "ok_min_gap": "rubric: gap >= gate.min_gap",
+    "ok_weak_nonzero": "rubric, fixed gate: weak_min > 0 when gate.forbid_zero_weak",
+    "ok_strong_nonzero": "rubric, fixed gate: strong_min > 0 when gate.forbid_zero_strong",
+    "ok_control_margin": "rubric: control_gap >= gate.control_margin",
     "ok_gap_consistent": "gap == strong_mean - weak_mean (within 1e-9)",
+    "ok_sequential": "sequential gate: prob_zone >= gate.confidence",
+    "ok_votes": "verifiable: the strong majority answer is the answer key, the weak one is not",
 }
 RUBRIC_FLAGS: dict[str, str] = {
     "ok_rubric_non_empty": "rubric has at least one criterion",
@@ -71,24 +76,48 @@ def gate_columns(gates: pl.Series) -> pl.DataFrame:
 
 def _gate_exprs() -> dict[str, pl.Expr]:
     c, g = pl.col, lambda k: pl.col(f"gate_{k}")
-    return {
-        "ok_gate_recorded": g("min_gap").is_not_null(),
+    votes, sequential = c("mode") == "verifiable", (c("mode") != "verifiable") & (g("method") == "sequential")  # fmt: skip
+    rubric = {
         "ok_weak_mean": c("weak_mean") <= g("weak_mean_max") + EPS,
-        "ok_weak_max": c("weak_max") <= g("weak_max_max") + EPS,
         "ok_strong_mean": (c("strong_mean") >= g("strong_mean_min") - EPS)
         & (c("strong_mean") < g("strong_mean_max")),
         "ok_min_gap": c("gap") >= g("min_gap") - EPS,
+        "ok_control_margin": c("control_gap") >= g("control_margin") - EPS,
+    }
+    single = {
+        "ok_weak_max": c("weak_max") <= g("weak_max_max") + EPS,
         "ok_weak_nonzero": ~g("forbid_zero_weak") | (c("weak_min") > 0),
         "ok_strong_nonzero": ~g("forbid_zero_strong") | (c("strong_min") > 0),
-        "ok_control_margin": c("control_gap") >= g("control_margin") - EPS,
-        "ok_gap_consistent": (c("gap") - (c("strong_mean") - c("weak_mean"))).abs() <= EPS,
     }
+    return (
+        {"ok_gate_recorded": g("min_gap").is_not_null()}
+        | {name: votes | e.fill_null(False) for name, e in rubric.items()}
+        | {name: votes | sequential | e.fill_null(False) for name, e in single.items()}
+        | {"ok_gap_consistent": (c("gap") - (c("strong_mean") - c("weak_mean"))).abs() <= EPS,
+           "ok_sequential": ~sequential | (c("prob_zone") >= g("confidence") - EPS).fill_null(False),
+           "ok_votes": ~votes | c("_votes_ok")}
+    )  # fmt: skip
+
+
+def _votes_ok(frame: pl.DataFrame, gates: pl.DataFrame) -> pl.Series:
+    """Per row: its strong majority answer is its answer key and its weak one is not, within
+    the recorded ``gate.answer_tolerance`` (True for rows that are not verifiable)."""
+    rows = zip(frame.select("mode", "answer_key", "weak_vote", "strong_vote").iter_rows(),
+               gates["gate_answer_tolerance"], strict=True)  # fmt: skip
+    return pl.Series("_votes_ok", [
+        mode != "verifiable" or (key is not None and tol is not None and equivalent(strong, key, tol)
+                                 and not equivalent(weak, key, tol))
+        for (mode, key, weak, strong), tol in rows
+    ], dtype=pl.Boolean)  # fmt: skip
 
 
 def with_gate_flags(frame: pl.DataFrame) -> pl.DataFrame:
     """``frame`` plus one boolean column per :data:`ROW_FLAGS` entry (null -> False)."""
-    flags = frame.hstack(gate_columns(frame["gate"])).select(
-        [e.fill_null(False).alias(name) for name, e in _gate_exprs().items()]
+    gates = gate_columns(frame["gate"])
+    flags = (
+        frame.hstack(gates)
+        .with_columns(_votes_ok(frame, gates))
+        .select([e.fill_null(False).alias(name) for name, e in _gate_exprs().items()])
     )
     return frame.hstack(flags)
 

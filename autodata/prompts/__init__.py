@@ -16,10 +16,10 @@ from functools import cache
 from importlib import resources
 from string import Template
 
-SOLVER = ("solver_system", "solver_user", "solver_source")
+SOLVER = ("solver_system", "solver_user", "solver_source", "solver_final_answer")
 ROLE_TEMPLATES: dict[str, tuple[str, ...]] = {
     "challenger": ("challenger_system", "challenger_example_user", "challenger_example_assistant",
-                   "challenger_user", "feedback"),
+                   "challenger_user", "feedback", "challenger_verifiable"),
     "verifier": ("verifier_system", "verifier_user"),
     "weak": SOLVER,  # both solvers render the same templates (a privileged one adds the source)
     "strong": SOLVER,

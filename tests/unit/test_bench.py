@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from benchmarks import common, compute, overhead, saturation, sim
+from benchmarks import common, compute, gate_mc, overhead, saturation, sim
 from benchmarks.loadserver import LoadConfig, LoadServerProcess
 
 pytestmark = pytest.mark.timeout(300)
@@ -44,16 +44,26 @@ def test_overhead_writes_its_ratio(prefect_harness, tmp_path):
     assert {"server_startup_s", "empty_flow_cpu_s"} <= data["prefect"].keys()
 
 
-def test_compute_writes_its_ratio(prefect_harness, tmp_path):
+def test_compute_writes_both_arms_and_its_ratio(prefect_harness, tmp_path):
     result = compute.run(compute.Options(sources=20), harness=False)
     data = _written("compute", result, compute.rows(result), tmp_path)
-    with_, without = data["with_weak_first"], data["without"]
-    assert without["calls"] > with_["calls"]  # the weak step stopped some candidates
-    assert sum(data["decisions"].values()) == data["rounds"]
-    assert "ratio" in data and "precision" in data
-    if data["accepted"]:
-        assert 0 < data["ratio"] < 1
-        assert 0 <= data["precision"] <= 1
+    fixed, sequential = data["arms"]["fixed"], data["arms"]["sequential"]
+    assert fixed["without_weak_first"]["calls"] > fixed["calls"]  # the weak step stopped some
+    keys = {"precision", "recall", "calls_per_accepted", "tokens_per_accepted", "gap_selected",
+            "gap_fresh", "gap_true"}  # fmt: skip
+    for arm in (fixed, sequential):
+        assert keys <= arm.keys() and sum(arm["decisions"].values()) == arm["rounds"]
+        if arm["accepted"]:
+            assert 0 <= arm["precision"] <= 1 and 0 <= arm["recall"] <= 1
+            assert arm["calls_per_accepted"] > arm["calls_per_accepted_selection"]  # fresh calls
+    assert sequential["rollouts_per_candidate"]["weak"] != fixed["rollouts_per_candidate"]["weak"]
+    assert "ratio" in data
+
+
+def test_gate_monte_carlo_runs_both_arms():
+    result = gate_mc.run(gate_mc.Options(sources=30))
+    assert set(result["arms"]) == {"fixed", "sequential"}
+    assert result["arms"]["fixed"]["accepted"] > 0 and result["ratio"] is not None
 
 
 def test_sim_probabilities_are_deterministic_and_ordered():

@@ -54,6 +54,10 @@ STAGE_FILES = (
     "strong_rollouts",
     "strong_judgments",
     "rounds",
+    "fresh_weak_rollouts",
+    "fresh_weak_judgments",
+    "fresh_strong_rollouts",
+    "fresh_strong_judgments",
 )
 Scripted = Callable[..., ScriptedServer]
 
@@ -138,13 +142,14 @@ def test_default_script_accepts_every_source_in_round_one(baseline: tuple[Run, i
     assert sum(run.metrics["decisions"].values()) == N_SOURCES
     assert run.metrics["mean_rounds_per_accepted"] == 1.0
     calls = {role: c["calls"] for role, c in run.metrics["llm"]["per_role"].items()}
-    # k=3 weak + k=3 strong per source; judge: (3 weak + 2 controls + 3 strong) x 3 criteria
+    # k=3 weak + k=3 strong per source, and as many fresh ones per accepted item (rollouts.fresh);
+    # judge: (3 weak + 2 controls + 3 strong + 6 fresh) x 3 criteria
     assert calls == {
         "challenger": 6,
         "verifier": 6,
-        "weak": 18,
-        "strong": 18,
-        "judge": 6 * 8 * CRITERIA,
+        "weak": 18 + 18,
+        "strong": 18 + 18,
+        "judge": 6 * 14 * CRITERIA,
     }
     assert run.metrics["llm"]["http_requests"] == requests == sum(calls.values())
     written = json.loads(paths.generate_metrics.read_text())
@@ -175,7 +180,9 @@ def test_accepted_rows_carry_lineage(baseline: tuple[Run, int]) -> None:
         json.dumps(settings.gate.model_dump(), sort_keys=True)
     }
     assert set(accepted["domain"]) == {"cs_research", "legal", "math"}
-    assert accepted.null_count().row(0) == (0,) * accepted.width
+    verifiable_only = ("answer_key", "weak_vote", "strong_vote")  # null in rubric mode
+    assert accepted.drop(verifiable_only).null_count().row(0) == (0,) * (accepted.width - 3)
+    assert set(accepted["fresh_gap"]) == {round(5 / 12, 9)} and not any(accepted["fresh_flag"])
     # the figures of the default script: weak 3/12, strong 8/12
     assert set(accepted["weak_mean"]) == {0.25}
     assert set(accepted["strong_mean"]) == {round(8 / 12, 9)}
@@ -250,8 +257,8 @@ async def test_an_infra_failure_is_retried_in_the_next_round(
     assert run.metrics["decisions"]["too_easy"] == run.metrics["decisions"]["failed_strong"] == 0
     assert set(run.accepted["round"]) == {2} and set(run.accepted["rounds_used"]) == {2}
     counts = chat_counts(server)
-    assert counts["weak"] == 2 * 3 * N_SOURCES  # 18 failed in round 1, 18 ok in round 2
-    assert counts["strong"] == 3 * N_SOURCES  # round 2 only
+    assert counts["weak"] == 3 * 3 * N_SOURCES  # 18 failed in round 1, 18 ok + 18 fresh in round 2
+    assert counts["strong"] == 2 * 3 * N_SOURCES  # round 2 only (and its fresh re-scoring)
     weak_1 = pl.read_parquet(run.step_file(1, "weak_rollouts"))
     assert set(weak_1["call_status"]) == {"infra_error"}
     # an outage is not the Challenger's fault: no feedback about it in round 2
@@ -296,9 +303,9 @@ async def test_resume_after_a_kill_makes_no_new_calls(
     assert rerun.accepted.equals(done.accepted)
     per_role = rerun.metrics["llm"]["per_role"]
     assert sum(c["calls"] for c in per_role.values()) == 0
-    assert per_role["judge"]["cache_hits"] == 6 * 8 * CRITERIA
-    assert per_role["strong"]["cache_hits"] == 18
-    assert per_role["weak"]["cache_hits"] == 0  # read back from weak_rollouts.parquet
+    assert per_role["judge"]["cache_hits"] == 6 * 14 * CRITERIA  # 8 answers + 6 fresh ones
+    assert per_role["strong"]["cache_hits"] == 18 + 18  # and the fresh re-scoring
+    assert per_role["weak"]["cache_hits"] == 18  # fresh only: weak_rollouts.parquet read back
 
 
 async def test_rerun_without_the_cache_resumes_from_the_stage_files(
@@ -351,10 +358,12 @@ async def test_a_judge_prompt_edit_reruns_the_judge_and_rows_name_the_new_prompt
 
     rerun = await run_loop(copy.settings)
     assert chat_counts(server) == {"challenger": 0, "verifier": 0, "weak": 0, "strong": 0,
-                                   "judge": N_SOURCES * (3 + 2 + 3) * CRITERIA}  # fmt: skip
+                                   "judge": N_SOURCES * (3 + 2 + 3 + 6) * CRITERIA}  # fmt: skip
     per_role = rerun.metrics["llm"]["per_role"]
-    assert per_role["strong"]["cache_hits"] == 3 * N_SOURCES  # its step ran again: from the cache
-    assert per_role["weak"]["cache_hits"] == per_role["challenger"]["cache_hits"] == 0  # files
+    # the strong step and the fresh re-scoring (it follows the decisions) ran again: from the cache
+    assert per_role["strong"]["cache_hits"] == 6 * N_SOURCES
+    assert per_role["weak"]["cache_hits"] == 3 * N_SOURCES  # fresh only: weak answers from files
+    assert per_role["challenger"]["cache_hits"] == 0
     for step in ("challenges", "weak_rollouts"):
         assert _versions(copy, step) == 1, step  # read back
     for step in ("weak_judgments", "strong_rollouts", "strong_judgments", "rounds"):
@@ -505,7 +514,7 @@ class Arithmetic(LoopScript):
                 "reference_answer": r"Two pipes: 1/6 + 1/7, so \boxed{42}."
             }
         if role in ("weak", "strong"):
-            return "Adding the rates gives 41." if role == "weak" else "The answer is 42."
+            return f"Adding the rates.\nFinal answer: {41 if role == 'weak' else 42}"
         return super().__call__(body)
 
 
@@ -521,7 +530,8 @@ async def test_verifiable_mode_accepts_by_majority_vote_without_a_judge(
     assert run.rounds["control_gap"].null_count() == N_SOURCES
     assert set(run.rounds["weak_mean"]) == {0.0} and set(run.rounds["strong_mean"]) == {1.0}
     counts = chat_counts(server)
-    assert counts["judge"] == 0 and counts["strong"] == 3 * N_SOURCES
+    assert counts["judge"] == 0 and counts["strong"] == 2 * 3 * N_SOURCES  # with fresh ones
+    assert set(run.rounds["weak_vote"]) == {"41"} and set(run.rounds["answer_key"]) == {"42"}
 
 
 def test_re_tuning_the_gate_recomputes_decisions_without_any_call(

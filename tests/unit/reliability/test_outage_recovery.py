@@ -22,6 +22,7 @@ from autodata.testing.replies import Reply
 from autodata.testing.roles import LoopScript, role_of
 from autodata.testing.scripted_server import RecordedRequest, ScriptedServer
 from autodata.workdir import first_failed_round
+from tasks.draws import FRESH_FIRST
 from tasks.generate import work_key
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -88,5 +89,9 @@ async def test_a_rerun_repeats_only_the_failed_calls(scripted: Scripted, tmp_pat
     again = await run_loop(settings_for(root, second.base_url))
     asked = [cache_key(r.body) for r in second.requests if is_chat(r)]
     assert asked and not set(asked) & succeeded
-    assert {role_of(r.body) for r in second.requests if is_chat(r)} == {"judge", "strong"}
+    assert {role_of(r.body) for r in second.requests if is_chat(r)} == {"judge", "strong", "weak"}
+    weak_seeds = {
+        r.body["seed"] for r in second.requests if is_chat(r) and role_of(r.body) == "weak"
+    }
+    assert min(weak_seeds) >= FRESH_FIRST  # the weak solver only re-scores what was accepted
     assert set(again.rounds["decision"]) == {"accepted"}

@@ -356,7 +356,7 @@ def _verifiable_round(weak: list[str], strong: list[str], reference: str = "42")
                 "candidate_id": CID,
                 "role": role,
                 "rollout": i,
-                "answer": a,
+                "answer": a if a is None or "\\boxed" in a else f"Work.\nFinal answer: {a}",
                 "tokens_in": 1,
                 "tokens_out": 1,
                 "model": "m",
@@ -368,17 +368,18 @@ def _verifiable_round(weak: list[str], strong: list[str], reference: str = "42")
         ],
         schema=schemas.ROLLOUTS,
     )
-    judgments = score_verifiable(items, rollouts)
+    judgments = score_verifiable(items, rollouts, 1e-4)
     return decide(items, judgments, GATE, verifiable=True).row(0, named=True)
 
 
 @pytest.mark.parametrize(
     ("weak", "strong", "expected"),
     [
-        (["41", "0", r"\boxed{42}"], ["42", "Answer: 42", "7"], "accepted"),
-        (["41", "0", "1"], ["42", "42", "42"], "accepted"),  # zero weak is normal here
-        (["42", "The answer is 42.", "7"], ["42"] * 3, "too_easy"),
-        (["1", "2", "3"], ["42", "1", "2"], "failed_strong"),
+        (["41", "0", r"\boxed{42}"], ["42", "42.0", "7"], "accepted"),  # no weak majority: a tie
+        (["41", "0", "41"], ["42", "42", "42"], "accepted"),  # zero weak is normal here
+        (["42", "42.00", "7"], ["42"] * 3, "too_easy"),
+        (["1", "2", "3"], ["42", "1", "2"], "failed_strong"),  # a tie is no majority
+        (["1", "2", "3"], ["41", "41", "42"], "failed_strong"),
         (["1", "2", "3"], [], PENDING),
         (["1", None, "3"], ["42"] * 3, "infra_error"),
         (["1", "2", "3"], ["42", None, "42"], "infra_error"),
@@ -386,6 +387,15 @@ def _verifiable_round(weak: list[str], strong: list[str], reference: str = "42")
 )
 def test_verifiable_mode_majority_votes(weak: list[str], strong: list[str], expected: str) -> None:
     assert _verifiable_round(weak, strong)["decision"] == expected
+
+
+def test_verifiable_rows_record_the_key_and_votes() -> None:
+    row = _verifiable_round(
+        ["1/2", "0.5", "3"], ["3/4", "75%", "0.75"], reference="Final answer: 0.75"
+    )
+    assert (row["answer_key"], row["weak_vote"], row["strong_vote"]) == ("0.75", "1/2", "3/4")
+    assert row["decision"] == "accepted" and row["mode"] == "verifiable"
+    assert "is right" in _verifiable_round(["3/4"] * 3, ["3/4"] * 3, "0.75")["reason"]
 
 
 def test_verifiable_mode_needs_no_judge_controls() -> None:

@@ -17,7 +17,7 @@ from autodata.testing.replies import Reply
 from autodata.testing.roles import RUBRIC, LoopScript, role_of, user_text
 from autodata.testing.scripted_server import ScriptedServer
 from tasks.accept import control_gap, summarize
-from tasks.judge import final_answer, judge, score_verifiable, verdict, weighted
+from tasks.judge import judge, score_verifiable, verdict, weighted
 
 SPEC = RoleModel(backend="openai", base_url="http://unused/v1", model="scripted", temperature=0.0)
 REFERENCE = "REFERENCE-7Q: notice was served inside the window, so termination stands."
@@ -225,44 +225,17 @@ async def test_judge_on_nothing_is_an_empty_table(scripted: Scripted) -> None:
     assert frame.is_empty() and frame.schema == schemas.JUDGMENTS and server.count() == 0
 
 
-# --- verifiable mode: the final answer, matched exactly --------------------------------------
+# --- verifiable mode: the stated final answer (extraction itself: test_verifiable.py) ---------
 
 CID = "cand-1"
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        (r"so the result is \boxed{42}.", "42"),
-        (r"first \boxed{3}, corrected: \boxed{ 4 }", "4"),
-        (r"\boxed{1,234}", "1234"),
-        (r"\boxed{\frac{1}{2}}", "1/2"),
-        (r"\boxed{\dfrac{3}{4}}", "3/4"),
-        ("The answer is 3/4.", "3/4"),
-        ("Answer: 12 apples (I counted 3 boxes)", "12"),
-        ("ANSWER: -7", "-7"),
-        ("final answer is 5.0", "5"),
-        ("x = 3, so y = 2.50.", "2.5"),
-        ("There are 1,000,000 ways", "1000000"),
-        ("1234567", "1234567"),
-        ("The answer is Paris.", "paris"),
-        ("no digits at all", "no digits at all"),
-    ],
-)
-def test_final_answer_extraction(text: str, expected: str) -> None:
-    assert final_answer(text) == expected
-
-
-def test_final_answer_keeps_different_values_apart() -> None:
-    assert final_answer(r"\boxed{\frac{1}{2}}") != final_answer(r"\boxed{\frac{1}{3}}")
-    assert final_answer("1234567") != final_answer("1234568")
-    assert final_answer("3.14159265") != final_answer("3.14159")
-    assert final_answer("1/2") != final_answer("0.5")  # fractions stay text
-    assert final_answer("Answer: 1,234") == final_answer(r"\boxed{1234}")
-
-
 def test_score_verifiable_scores_each_rollout() -> None:
-    items = pl.DataFrame([{"candidate_id": CID, "reference_answer": r"\boxed{12}"}])
+    items = pl.DataFrame(
+        [{"candidate_id": CID, "reference_answer": "Working.\nFinal answer: 1,200"}]
+    )
+    answers = [("so\nFinal answer: 1200", "ok"), ("Final answer: 1,300", "ok"),
+               ("it is 1200", "ok"), (None, "infra_error")]  # fmt: skip
     rollouts = pl.DataFrame(
         [
             {
@@ -276,11 +249,12 @@ def test_score_verifiable_scores_each_rollout() -> None:
                 "call_status": s,
                 "error": "",
             }
-            for i, (a, s) in enumerate([("answer: 12", "ok"), ("13", "ok"), (None, "infra_error")])
+            for i, (a, s) in enumerate(answers)
         ],
         schema=schemas.ROLLOUTS,
     )
-    j = score_verifiable(items, rollouts)
-    assert j["score"].to_list() == [1.0, 0.0, None]
-    assert j["call_status"].to_list() == ["ok", "ok", "infra_error"]
-    assert j["criterion_met"].to_list() == [[True], [False], []]
+    j = score_verifiable(items, rollouts, 1e-4)
+    assert j["score"].to_list() == [1.0, 0.0, 0.0, None]  # an unstated answer is not right
+    assert j["extracted"].to_list() == ["1200", "1,300", None, None]
+    assert j["call_status"].to_list() == ["ok", "ok", "ok", "infra_error"]
+    assert j["criterion_met"].to_list() == [[True], [False], [False], []]
