@@ -74,3 +74,8 @@ class ComponentError(AutodataError):
 class MeasurementChanged(AutodataError):
     """Meta-optimization: what measures a variant (solver and judge prompts, gate, controls,
     models, the validation split) is not what the optimization started with."""
+
+
+class JudgeDrift(AutodataError):
+    """The judge disagrees with too many of the fixed anchor verdicts (``loop.anchor_min_agreement``):
+    a model or prompt change degraded grading. The run stops before any round."""

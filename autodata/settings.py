@@ -275,6 +275,14 @@ class Loop(_Section):
     max_infra_retries: int = Field(2, ge=0, le=20, description="extra rounds for infra errors")
     mode: Literal["rubric", "verifiable"] = "rubric"
     non_answer: str = "I don't know."
+    anchor_min_agreement: float = Field(
+        0.0, ge=0, le=1, description="judge drift: stop the run when the judge agrees with fewer "
+        "than this share of the anchor verdicts (0: off, no anchor is graded)",
+    )  # fmt: skip
+    judge_anchors: Path | None = Field(
+        None,
+        description="judge drift: a JSON-lines anchor set (null: autodata/anchors/judge.jsonl)",
+    )
 
 
 class Ingest(_Section):

@@ -21,6 +21,7 @@ from autodata.progress import Reporter
 from autodata.settings import RoundFiles, Settings, StepFiles
 from autodata.workdir import discard_failed_rounds
 from tasks.accept import decide_task, weak_gate_task
+from tasks.anchors import check_judge
 from tasks.challenge import challenge_task
 from tasks.draws import fresh_plan, plan_task
 from tasks.generate import (
@@ -111,6 +112,8 @@ async def _run_rounds(settings: Settings, sources: pl.DataFrame, work: str, repo
     tables, previous = LoopTables(), ""
     async with open_clients(settings, announce=lambda text: reporter.line(escape(text))) as clients:  # fmt: skip
         parts = cast(settings, clients)
+        if not parts.rules.verifiable:
+            await check_judge(settings.loop, settings.paths, clients["judge"], settings.models.judge, reporter)  # fmt: skip
         for round_no in range(1, last_round(settings.loop) + 1):
             open_now = open_sources(sources, tables.history(), settings.loop)
             if open_now.is_empty():
