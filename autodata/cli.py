@@ -12,8 +12,8 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from autodata import env
 from autodata.cli_bench import bench_app
@@ -25,6 +25,7 @@ from autodata.cli_schedule import schedule
 from autodata.cli_stage import ingest, stage_app
 from autodata.errors import ValidationFailed
 from autodata.settings import EMBEDDED_MODEL, ROLES, Settings
+from autodata.terminal import printable
 
 env.configure()
 
@@ -96,9 +97,11 @@ def models_check(ctx: typer.Context) -> None:
     table = Table("role", "backend", "model", "latency", "status", title="models check")
     for c in checks:
         latency = f"{c.latency_s:.2f}s" if c.latency_s is not None else "-"
-        # the detail quotes a server's text: never markup; it carries the reply's excerpt and notes
-        status = f"[green]OK[/] {escape(c.detail)}" if c.ok else f"[red]FAIL[/] {escape(c.detail)}"
-        table.add_row(c.role, c.backend, c.model, latency, status)
+        # the detail quotes a server's text (the reply's excerpt and notes): never markup, its
+        # control characters escaped
+        mark = ("OK", "green") if c.ok else ("FAIL", "red")
+        status = Text.assemble(mark, " ", printable(c.detail, lines=True))
+        table.add_row(c.role, c.backend, Text(printable(c.model)), latency, status)
     Console().print(table)
     if not all(c.ok for c in checks):
         raise typer.Exit(3)

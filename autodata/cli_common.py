@@ -15,6 +15,7 @@ from typer.core import TyperGroup
 
 from autodata.errors import AutodataError, ConfigError
 from autodata.settings import Settings, load_settings
+from autodata.terminal import printable
 
 console = Console(stderr=True)
 HOME = Path(__file__).resolve().parents[1]  # where autodata/, flows/ and tasks/ are installed
@@ -28,16 +29,19 @@ def settings_of(ctx: typer.Context) -> Settings:
 
 def say(text: str) -> None:
     """One status line on stderr, never wrapped (DVC logs are read as lines); its text is
-    printed as it is (paths and names may hold brackets rich would read as markup)."""
-    console.print(text, markup=False, highlight=False, soft_wrap=True)
+    printed as it is (paths and names may hold brackets rich would read as markup), its control
+    characters escaped (:func:`autodata.terminal.printable`)."""
+    console.print(printable(text), markup=False, highlight=False, soft_wrap=True)
 
 
 def fail(exc: AutodataError) -> NoReturn:
     """Print ``exc`` as one line (and its ``cause_line``, if known, as the last line) and exit with
-    its code. Neither is read as markup: they may quote a file, a server or a model."""
-    console.print(Text.assemble(("error:", "red"), f" {exc}"), highlight=False, soft_wrap=True)
+    its code. Neither is read as markup, and their control characters are escaped: they may
+    quote a file, a server or a model."""
+    line = Text.assemble(("error:", "red"), f" {printable(str(exc))}")
+    console.print(line, highlight=False, soft_wrap=True)
     if exc.cause_line:
-        console.print(Text(exc.cause_line), highlight=False, soft_wrap=True)
+        console.print(Text(printable(exc.cause_line)), highlight=False, soft_wrap=True)
     raise typer.Exit(exc.exit_code)
 
 

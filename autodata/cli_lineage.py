@@ -21,6 +21,7 @@ from autodata.cli_optimize import print_variants
 from autodata.errors import AutodataError
 from autodata.settings import Settings
 from autodata.stagefile import read_or_empty
+from autodata.terminal import printable
 
 out = Console()
 WORKSPACE = "workspace"
@@ -49,8 +50,7 @@ def lineage(
     for entry in core.recipes_of(rounds, target.source_id, entries):
         _print_recipe(entry, settings.paths.recipe_registry)
     gate = core.gate_of(rounds, target.candidate_id, target.source_id)
-    shown = ", ".join(f"{k}={v}" for k, v in gate.items())
-    out.print(f"[bold]decided under gate[/] {shown}", highlight=False, soft_wrap=True)
+    _show("decided under gate", ", ".join(f"{k}={v}" for k, v in gate.items()))
     accepted = read_or_empty(settings.paths.accepted_table, schemas.ACCEPTED, "accepted")
     _print_made_by(*core.made_by(accepted, target))
 
@@ -61,17 +61,25 @@ def _print_made_by(candidate_id: str, roles: list[tuple[str, str, str]]) -> None
     title = f"accepted {candidate_id}: made by (as its rows record)"
     table = Table("role", "model", "prompt hash", title=title)
     for role in roles:
-        table.add_row(*(Text(cell) for cell in role))  # names and hashes, never markup
+        table.add_row(*(Text(printable(cell)) for cell in role))  # names and hashes, never markup
     out.print(table)
 
 
+def _show(label: str, text: str, *, lines: bool = False) -> None:
+    """One printed item: a bold ``label`` (ours) and ``text`` that may have come from a file or a
+    model — never read as markup, its control characters escaped."""
+    shown = Text(printable(text, lines=lines))
+    item = Text.assemble((label, "bold"), " ", shown) if label else shown
+    out.print(item, highlight=False, soft_wrap=True)
+
+
 def _print_source(source: dict[str, Any], target: core.Target) -> None:
-    out.print(f"[bold]source[/] {target.source_id}", highlight=False)
+    _show("source", target.source_id)
     if not source:
-        out.print("  (not in the current sources table: the file was removed or changed)")
+        _show("", "  (not in the current sources table: the file was removed or changed)")
         return
-    out.print(f"  {source['title']} · {source['domain']} · {source['uri']}", highlight=False)
-    out.print(source["excerpt"], highlight=False, soft_wrap=True)
+    _show("", f"  {source['title']} · {source['domain']} · {source['uri']}")
+    _show("", source["excerpt"], lines=True)
 
 
 def _print_rounds(rows: pl.DataFrame, target: core.Target) -> None:
@@ -80,23 +88,20 @@ def _print_rounds(rows: pl.DataFrame, target: core.Target) -> None:
     for r in rows.iter_rows(named=True):
         mark = "→" if r["candidate_id"] == target.candidate_id else ""
         figures = [_num(r["weak_mean"]), _num(r["strong_mean"]), _num(r["gap"])]
-        table.add_row(
-            mark, str(r["round"]), r["decision"], *figures, r["reason"] or "", r["question"] or ""
-        )
+        # a model wrote the question; the reason may quote it
+        texts = (r["decision"], r["reason"] or "", r["question"] or "")
+        decision, reason, question = (Text(printable(t, lines=True)) for t in texts)
+        table.add_row(mark, str(r["round"]), decision, *figures, reason, question)
     out.print(table)
 
 
 def _print_recipe(entry: dict[str, Any], registry_file: Path) -> None:
-    out.print(f"[bold]recipe[/] {entry['recipe_hash']}", highlight=False)
+    _show("recipe", entry["recipe_hash"])
     if entry.get("recipe") is None:
-        out.print(
-            f"  (not in the recipe registry {registry_file}; rerun `autodata stage accept`)",
-            markup=False,
-            highlight=False,
-        )
+        _show("", f"  (not in the recipe registry {registry_file}; rerun `autodata stage accept`)")
         return
-    out.print(f"  first seen {entry['first_seen']} at git {entry['git_rev']}", highlight=False)
-    out.print(yaml.safe_dump(entry["recipe"], sort_keys=True).rstrip(), highlight=False)
+    _show("", f"  first seen {entry['first_seen']} at git {entry['git_rev']}")
+    _show("", yaml.safe_dump(entry["recipe"], sort_keys=True).rstrip(), lines=True)
 
 
 def _num(value: float | None) -> str:
@@ -137,14 +142,15 @@ def _print_versions(versions: pl.DataFrame, entries: dict[str, dict[str, Any]]) 
             unknown.append(f"{name} ({v['recipe_hash']})")
         else:
             effective[name] = core.effective_recipe(recipe, v["gate_json"])
-        table.add_row(name, v["label"], v["recipe_hash"], v["gate"], str(v["sources"]), str(v["candidates"]),
+        label, gate = (Text(printable(v[k])) for k in ("label", "gate"))  # a git ref, a setting
+        table.add_row(name, label, v["recipe_hash"], gate, str(v["sources"]), str(v["candidates"]),
                       str(v["accepted"]), f"{v['acceptance_rate']:.0%}",
                       _num(v["mean_rounds_per_accepted"]), _num(v["median_gap"]))  # fmt: skip
     out.print(table)
-    for key, values in core.differences(effective).items():
-        out.print(f"{key}: " + ", ".join(f"{n}={values[n]}" for n in values), highlight=False)
+    for key, values in core.differences(effective).items():  # values may be a model's prompt
+        _show("", f"{key}: " + ", ".join(f"{n}={values[n]}" for n in values))
     if unknown:
-        out.print(f"not in the recipe registry: {', '.join(unknown)}", highlight=False)
+        _show("", f"not in the recipe registry: {', '.join(unknown)}")
 
 
 def _read_at(path: Path, rev: str, *, missing_ok: bool = False) -> bytes | None:

@@ -8,6 +8,8 @@ from contextlib import contextmanager
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from autodata.terminal import printable
+
 
 class Reporter:
     """What the flow tells the user while it runs. ``quiet=True`` prints nothing."""
@@ -33,10 +35,13 @@ class Reporter:
             yield lambda: bar.advance(task)
 
     def line(self, text: str) -> None:
-        """One status line (e.g. live counts after each round)."""
+        """One status line (e.g. live counts after each round). ``text`` is rich markup written
+        by us: any part that came from a file, a server or a model is escaped by the caller
+        (``rich.markup.escape``); control characters are escaped here."""
         if not self.quiet:
-            self.console.print(text)
+            self.console.print(printable(text))
 
     def warn(self, text: str) -> None:
-        """One line the user must see even with ``quiet`` (e.g. a source file skipped)."""
-        self.console.print(text, highlight=False, soft_wrap=True, markup=False)
+        """One line the user must see even with ``quiet`` (e.g. a source file skipped), printed
+        as it is, its control characters escaped (it may quote a file name or a server)."""
+        self.console.print(printable(text), highlight=False, soft_wrap=True, markup=False)

@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
+
+from autodata.terminal import printable
 
 WHY = {
     "judge_unreliable": "the judge could not tell the reference answer from a non-answer",
@@ -92,10 +94,10 @@ def render_causes(per_role: dict[str, Any], console: Console) -> None:
     table = Table(title="failed or cut calls", show_header=True, header_style="bold")
     for column in ("role", "cause", "times"):
         table.add_column(column, justify="right" if column == "times" else "left")
-    for role, cause, n in counts:
-        table.add_row(role, cause_label(cause), str(n))
+    for role, cause, n in counts:  # a cause may quote a server (an HTTP status): never markup
+        table.add_row(Text(printable(role)), Text(printable(cause_label(cause))), str(n))
     console.print(table)
-    console.print(escape(dominant_cause(per_role) or ""))
+    console.print(printable(dominant_cause(per_role) or ""), markup=False, highlight=False)
 
 
 def explain_zero(decisions: dict[str, int], embedded: bool) -> str:
