@@ -11,6 +11,11 @@ Kept: block structure as paragraphs; one table row per line with cells joined by
 items one per line as ``1.``/``-`` (nested lists indented); footnote markers as ``[n]``.
 Whitespace in the markup is insignificant outside ``<pre>``.
 
+The parsed tree is never edited: what is dropped is marked (by id) in a few passes over it, and
+:mod:`tasks.ingest_html_render` reads the rest once. Editing it in place, as this module did,
+made every insertion scan its siblings and every string search its ancestors — quadratic in the
+page (225 KB took 46 s, 4.5 MB never finished); the text is the same to the byte.
+
 Trafilatura (Apache-2.0) was tried for main-content extraction and not used: on pages without
 ``<main>``/``<article>`` it dropped the opening heading, lists and footnotes of the body.
 """
@@ -18,14 +23,14 @@ Trafilatura (Apache-2.0) was tried for main-content extraction and not used: on 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
-from bs4 import BeautifulSoup, Comment, NavigableString, Tag
+from bs4 import BeautifulSoup, PageElement, Tag
 
-BLOCK_TAGS = (
-    "p", "div", "section", "article", "header", "footer", "main", "aside", "nav", "blockquote",
-    "pre", "table", "ul", "ol", "dl", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "figure",
-    "figcaption", "address", "details", "summary", "caption",
-)  # fmt: skip
+from tasks.ingest_html_render import BLOCK_TAGS, INDENT, is_text, render, walk
+
+__all__ = ["BLOCK_TAGS", "html_to_text"]
+
 _DROP_TAGS = (
     "script", "style", "noscript", "template", "head", "title", "meta", "link", "svg", "canvas",
     "iframe", "object", "embed", "input", "select", "button", "textarea", "nav", "aside",
@@ -49,62 +54,95 @@ _BACKLINK = re.compile(
     r"\w*|skip to \w.*|[↩↑⤴^]\ufe0e?\ufe0f?)$",
     re.I,
 )
-_NOTE_MARK = re.compile(r"[0-9]{1,3}|[*†‡§]{1,3}|[a-z]")
-_CELLS = ("td", "th")
-_INDENT = "\ue000"  # survives line stripping; becomes two spaces at the end
+_LANDMARKS = ("main", "article")
 
 
 def html_to_text(markup: str) -> tuple[str, str]:
     """``(title, text)``: title from ``<title>`` (or "" if none), text of the main content.
 
     Text lines are stripped and blank runs kept as single blank lines; nothing else is
-    normalized here (see :func:`tasks.ingest_text.repair`).
+    normalized here (see :func:`tasks.ingest_text.repair`). Time and memory grow linearly with
+    the size of the markup, however deep or wide its tree: the tree is read, never edited.
     """
     soup = BeautifulSoup(markup, "html.parser")
     title = " ".join(soup.title.get_text(" ").split()) if soup.title else ""
-    _drop_noise(soup)
-    root = _main_content(soup)
-    _collapse_whitespace(root)
-    _render_tables(root)
-    _render_footnote_marks(root)
-    _render_lists(root)
-    _render_blocks(root)
-    lines = (line.strip() for line in root.get_text().split("\n"))
+    dropped = _noise(soup)
+    text = render(_main_content(soup, dropped), dropped)
+    lines = (line.strip() for line in text.split("\n"))
     text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines))
-    return title, text.replace(_INDENT, "  ").strip()
+    return title, text.replace(INDENT, "  ").strip()
 
 
-def _drop_noise(soup: BeautifulSoup) -> None:
-    for comment in soup.find_all(string=lambda s: isinstance(s, Comment)):
-        comment.extract()
-    for tag in soup.find_all(_DROP_TAGS):
-        tag.decompose()
-    page_words = _n_words(soup)
-    for tag in soup.find_all(True):  # boilerplate is never most of the page: a guard on the names
-        if not tag.decomposed and _is_boilerplate(tag) and _n_words(tag) <= page_words / 2:
-            tag.decompose()
-    for link in soup.find_all("a"):
-        if not link.decomposed and _BACKLINK.match(" ".join(link.get_text(" ").split())):
-            link.decompose()
+# --- what is not content ------------------------------------------------------------------
 
 
-def _is_boilerplate(tag: Tag) -> bool:
-    if tag.name in ("html", "body", "main", "article") or tag.find(["main", "article"]):
+def _noise(soup: BeautifulSoup) -> set[int]:
+    """Ids of the tags whose subtree is not read: dropped tags, boilerplate, back-links."""
+    dropped: set[int] = set()
+    words, holds_landmark = _tally(soup)
+    half_page = words[id(soup)] / 2
+    stack: list[tuple[object, bool]] = [(c, False) for c in reversed(soup.contents)]
+    while stack:  # document order; a dropped tag's subtree is not entered
+        node, in_landmark = stack.pop()
+        if not isinstance(node, Tag):
+            continue
+        if node.name in _DROP_TAGS or (
+            id(node) not in holds_landmark
+            and _is_boilerplate(node, in_landmark)
+            and _own_words(node, words) <= half_page  # boilerplate is never most of the page
+        ):
+            dropped.add(id(node))
+            continue
+        inside = in_landmark or node.name in _LANDMARKS
+        stack.extend((c, inside) for c in reversed(node.contents))
+    for node in walk(soup, lambda t: id(t) in dropped):
+        if isinstance(node, Tag) and node.name == "a" and _is_backlink(node, dropped):
+            dropped.add(id(node))
+    return dropped
+
+
+def _is_backlink(link: Tag, dropped: set[int]) -> bool:
+    return bool(_BACKLINK.match(" ".join(_words(link, lambda t: id(t) in dropped))))
+
+
+def _tally(soup: BeautifulSoup) -> tuple[dict[int, int], set[int]]:
+    """Words per tag (outside dropped tags) and the ids of tags holding a main or article."""
+    order = list(walk(soup, lambda t: t.name in _DROP_TAGS))
+    words: dict[int, int] = dict.fromkeys(map(id, order), 0)
+    words[id(soup)] = 0
+    holds: set[int] = set()
+    for node in reversed(order):  # children before their parents
+        parent = id(node.parent)
+        if isinstance(node, Tag):
+            words[parent] += words[id(node)]
+            if node.name in _LANDMARKS or id(node) in holds:
+                holds.add(parent)
+        elif is_text(node):
+            words[parent] += len(node.split())
+    return words, holds
+
+
+def _own_words(tag: Tag, words: dict[int, int]) -> int:
+    """``tag``'s words as its ``get_text`` counts them: ``words`` for most tags; a ruby
+    annotation (``<rt>``, ``<rp>``) reads only its own kind of string."""
+    if _types(tag) == Tag.MAIN_CONTENT_STRING_TYPES:
+        return words[id(tag)]
+    return len(_words(tag, lambda t: t.name in _DROP_TAGS))
+
+
+def _is_boilerplate(tag: Tag, in_landmark: bool) -> bool:
+    if tag.name in ("html", "body", *_LANDMARKS):
         return False
     if tag.has_attr("hidden") or tag.get("aria-hidden") == "true":
         return True
     if re.search(r"display\s*:\s*none", str(tag.get("style", ""))):
         return True
-    if tag.name in ("header", "footer") and not tag.find_parent(["main", "article"]):
+    if tag.name in ("header", "footer") and not in_landmark:
         return True
     if str(tag.get("role", "")).lower() in _BOILER_ROLES:
         return True
     names = " ".join([*_attr_list(tag, "class"), *_attr_list(tag, "id")]).lower()
     return bool(_BOILER_WORDS & set(re.split(r"[-_\s]+", names)))
-
-
-def _n_words(tag: Tag) -> int:
-    return len(tag.get_text(" ").split())
 
 
 def _attr_list(tag: Tag, name: str) -> list[str]:
@@ -114,78 +152,28 @@ def _attr_list(tag: Tag, name: str) -> list[str]:
     return [str(v) for v in value] if isinstance(value, list) else [str(value)]
 
 
-def _main_content(soup: BeautifulSoup) -> Tag:
-    body = soup.body or soup
-    for name in ("main", "article"):
-        found = soup.find_all(name) or (soup.find_all(role="main") if name == "main" else [])
-        if len(found) == 1 and _n_words(found[0]) >= 0.5 * _n_words(body):
+def _main_content(soup: BeautifulSoup, dropped: set[int]) -> Tag:
+    """The one ``<main>`` (else ``role=main``) or the one ``<article>`` holding at least half the
+    words of the body; else the body."""
+    tags = [n for n in walk(soup, lambda t: id(t) in dropped) if isinstance(n, Tag)]
+    body = next((t for t in tags if t.name == "body"), soup)
+    mains = [t for t in tags if t.name == "main"] or [t for t in tags if t.get("role") == "main"]
+    for found in (mains, [t for t in tags if t.name == "article"]):
+        if len(found) == 1 and _n_words(found[0], dropped) >= 0.5 * _n_words(body, dropped):
             return found[0]
     return body
 
 
-def _collapse_whitespace(root: Tag) -> None:
-    for node in root.find_all(string=True):
-        if type(node) is NavigableString and not node.find_parent("pre"):
-            node.replace_with(NavigableString(re.sub(r"\s+", " ", str(node))))
-    for tag in root.find_all("br"):
-        tag.replace_with("\n")
+def _n_words(tag: Tag, dropped: set[int]) -> int:
+    return len(_words(tag, lambda t: id(t) in dropped))
 
 
-def _render_tables(root: Tag) -> None:
-    """Each row -> one line ``cell | cell``; inner tables first so cells are plain text."""
-    for row in reversed(root.find_all("tr")):
-        cells = [" ".join(c.get_text(" ").split()) for c in row.find_all(_CELLS, recursive=False)]
-        row.replace_with(f"{' | '.join(cells)}\n" if any(cells) else "")
+def _words(tag: Tag, skip: Callable[[Tag], bool]) -> list[str]:
+    """``tag.get_text(" ").split()`` without the tags ``skip`` leaves out."""
+    types = _types(tag)
+    return [w for n in walk(tag, skip) if type(n) in types for w in str(n).split()]
 
 
-def _render_footnote_marks(root: Tag) -> None:
-    """A footnote reference -> ``[n]``: a linked superscript (``<sup><a href="#fn1">1</a></sup>``)
-    or an in-page link whose text is a short number or mark (``<a href="#fn1">1</a>``)."""
-    for link in root.find_all("a"):
-        marker = " ".join(link.get_text(" ").split()).strip("[]")
-        linked_sup = bool(link.find_parent("sup") or link.find("sup"))
-        in_page = str(link.get("href", "")).startswith("#") and bool(_NOTE_MARK.fullmatch(marker))
-        if 0 < len(marker) <= 4 and (linked_sup or in_page):
-            link.replace_with(f"[{marker}]")
-
-
-def _render_lists(root: Tag) -> None:
-    """Each list -> its lines, innermost first; a nested list is indented under its item."""
-    for lst in reversed(root.find_all(["ol", "ul"])):
-        depth = len(lst.find_parents(["ol", "ul"]))
-        sep = "\n" if depth else "\n\n"
-        lst.replace_with(f"{sep}{_list_lines(lst, depth)}{sep}")
-    for tag in root.find_all(["dt", "dd"]):
-        tag.insert_before("\n")
-        tag.insert_after("\n")
-
-
-def _list_lines(lst: Tag, depth: int) -> str:
-    lines: list[str] = []
-    pad = _INDENT * depth
-    number = _int(lst.get("start"), 1)
-    for item in lst.find_all("li", recursive=False):
-        number = _int(item.get("value"), number)
-        marker = f"{number}." if lst.name == "ol" else "-"
-        number += 1
-        for block in item.find_all(BLOCK_TAGS):
-            block.insert_before("\n")
-            block.insert_after("\n")
-        parts = [p.strip() for p in item.get_text().split("\n") if p.strip()]
-        if parts:
-            lines.append(f"{pad}{marker} {parts[0]}")
-            lines.extend(p if p.startswith(_INDENT) else f"{pad}{_INDENT}{p}" for p in parts[1:])
-    return "\n".join(lines)
-
-
-def _render_blocks(root: Tag) -> None:
-    for tag in root.find_all(BLOCK_TAGS):
-        tag.insert_before("\n\n")
-        tag.insert_after("\n\n")
-
-
-def _int(value: object, default: int) -> int:
-    try:
-        return int(str(value))
-    except ValueError:
-        return default
+def _types(tag: Tag) -> set[type[PageElement]]:
+    """The kinds of string ``tag.get_text`` reads (a ruby annotation reads only its own)."""
+    return set(tag.interesting_string_types or Tag.MAIN_CONTENT_STRING_TYPES)

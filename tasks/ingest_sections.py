@@ -124,13 +124,34 @@ def _ends_sentence(text: str, start: int, end: int) -> bool:
         return False
     if text[start] != ".":
         return True
-    line_start = text.rfind("\n", 0, start) + 1
-    before = text[line_start:start].split()
-    token = before[-1].lstrip("([\"'“‘").lower() if before else ""
+    first, last = _word_before(text, start)
+    token = text[first:last].lstrip("([\"'“‘").lower()
     if token in _ABBREVIATIONS or (len(token) == 1 and token.isalpha()):
         return False
     numbered = token.isdigit() or bool(_ROMAN.fullmatch(token))
-    return not (len(before) == 1 and numbered)  # "12." / "iv." opening a line numbers an item
+    opens_line = last > first and _blank_before(text, first)
+    return not (opens_line and numbered)  # "12." / "iv." opening a line numbers an item
+
+
+def _word_before(text: str, start: int) -> tuple[int, int]:
+    """Span of the last word before ``start`` on its line (empty if none). Read backwards from
+    ``start``, never to the line's start: a long line with many sentence ends stays linear."""
+    last = start
+    while last > 0 and text[last - 1] != "\n" and text[last - 1].isspace():
+        last -= 1
+    first = last
+    while first > 0 and not text[first - 1].isspace():
+        first -= 1
+    return first, last
+
+
+def _blank_before(text: str, offset: int) -> bool:
+    """True when only spaces precede ``offset`` on its line."""
+    while offset > 0 and text[offset - 1] != "\n":
+        if not text[offset - 1].isspace():
+            return False
+        offset -= 1
+    return True
 
 
 # --- short sections ------------------------------------------------------------------------
@@ -138,8 +159,9 @@ def _ends_sentence(text: str, start: int, end: int) -> bool:
 
 def _merge_short(pieces: list[str], min_chars: int, max_chars: int) -> list[str]:
     out = list(pieces)
+    first = 0  # no piece before it is short: the search resumes there, not at the start
     for _ in range(len(pieces)):
-        short = next((i for i, p in enumerate(out) if len(p.strip()) < min_chars), None)
+        short = next((i for i in range(first, len(out)) if len(out[i].strip()) < min_chars), None)
         if short is None or len(out) < 2:
             break
         first = short - 1 if short > 0 else short

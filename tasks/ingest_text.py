@@ -26,8 +26,10 @@ _FTFY = ftfy.TextFixerConfig(
 )
 _INVISIBLE = re.compile("[\u00ad\u200b\u2060\ufeff]")  # soft hyphen, zero-width space/joiner, BOM
 _SOFT_HYPHEN_BREAK = re.compile("\u00ad[ \t]*\n[ \t]*")
-_HYPHEN_BREAK = re.compile(r"([^\W\d_]+)[-\u2010][ \t]*\n[ \t]*([^\W\d_A-Z][^\W\d_]*)")
-_COMPOUND = re.compile(r"[^\W\d_]+-[^\W\d_]+")
+# A word starts where no letter precedes it: without the look-behind, every position inside a long
+# run of letters would be tried and the run rescanned from it (quadratic time).
+_HYPHEN_BREAK = re.compile(r"(?<![^\W\d_])([^\W\d_]+)[-\u2010][ \t]*\n[ \t]*([^\W\d_A-Z][^\W\d_]*)")
+_COMPOUND = re.compile(r"(?<![^\W\d_])[^\W\d_]+-[^\W\d_]+")
 _PAGE_NUMBER = re.compile(
     r"^[-–—\s]*(?:page\s+)?(?:\d{1,4}|[ivx]{1,6})(?:\s*(?:of|/)\s*\d{1,4})?[-–—\s]*$", re.I
 )
@@ -35,8 +37,10 @@ _FOOTNOTE_RULE = re.compile(r"^[ \t]*(?:_{5,}|-{10,}|—{3,})[ \t]*$")
 _FOOTNOTE_START = re.compile(r"^[ \t]*(?:\d{1,3}|[*†‡])[ \t]+\S")
 _RUN_ON_END = re.compile(r"[.!?:;。！？…\"”’)\]]$")
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?\n)?(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.S)
-_ATX_HEADING = re.compile(r"^#{1,6}[ \t]+(.+?)[ \t#]*$", re.M)
-_SETEXT_HEADING = re.compile(r"^([^\n]*\S[^\n]*)\n(?:=+|-+)[ \t]*$", re.M)
+# Headings: each line is read a bounded number of times (a lazy group before a repeated class, or
+# two unbounded groups around one character, rescans a long line from every position).
+_ATX_HEADING = re.compile(r"^#{1,6}[ \t]+(.+)$", re.M)
+_SETEXT_HEADING = re.compile(r"^(?=[^\n]*\S)([^\n]+)\n(?:=+|-+)[ \t]*$", re.M)
 _EDGE_LINES = 2  # lines at the top and at the bottom of a page checked for page furniture
 
 
@@ -130,11 +134,15 @@ def front_matter(text: str) -> tuple[dict[str, Any], str]:
 
 def heading_title(text: str) -> str | None:
     """The first markdown heading (``# Title`` or ``Title`` over ``===``), or None."""
-    found = [m for m in (_ATX_HEADING.search(text), _SETEXT_HEADING.search(text)) if m]
-    if not found:
+    atx, setext = _ATX_HEADING.search(text), _SETEXT_HEADING.search(text)
+    if atx and (not setext or atx.start() <= setext.start()):
+        line = atx.group(1)
+        title = line.rstrip(" \t#") or line[:1]  # a closing run of #s is not the title
+    elif setext:
+        title = setext.group(1)
+    else:
         return None
-    first = min(found, key=lambda m: m.start())
-    return " ".join(first.group(1).split()) or None
+    return " ".join(title.split()) or None
 
 
 def _edges(page: str) -> list[str]:
