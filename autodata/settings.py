@@ -290,6 +290,12 @@ class Ingest(_Section):
     max_section_chars: int = Field(3000, ge=200)
     min_chars: int = Field(40, ge=1)
     max_file_mb: float = Field(50.0, gt=0)
+    max_parse_s: float = Field(
+        300.0, gt=0, description="a file whose reading takes longer is skipped (per file)"
+    )
+    follow_links_outside: bool = Field(
+        False, description="read links in the sources folder that resolve outside it"
+    )
     domains: dict[str, str] = Field(
         default_factory=dict, description="sub-directory name -> domain label"
     )

@@ -18,14 +18,18 @@ sentence boundaries and none is below ``ingest.min_chars`` (:mod:`tasks.ingest_s
 Ids are content hashes, so re-ingesting the same files gives the same ids whatever their mtime
 or listing order: ``doc_id`` = sha256(repaired full text)[:16], ``source_id`` =
 sha256(doc_id + section text)[:16]. ``uri`` is the posix path relative to ``source_dir``, plus
-``#record=N`` (1-based) for jsonl/parquet records; in jsonl, record N is line N.
-Per-format reading lives in :mod:`tasks.ingest_readers`.
+``#record=N`` (1-based) for jsonl/parquet records; in jsonl, record N is line N; a file name's
+bytes that are not UTF-8 read ``\\xNN``. Per-format reading lives in :mod:`tasks.ingest_readers`.
+
+Hostile files (:mod:`tasks.ingest_files`, :mod:`tasks.ingest_deadline`): a link that resolves
+outside ``source_dir`` is a skipped row unless ``ingest.follow_links_outside``; a file larger than
+``ingest.max_file_mb`` or whose reading takes longer than ``ingest.max_parse_s`` is a skipped
+row; every reader's time grows linearly with the file's size.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,7 +43,10 @@ from autodata._killpoints import killpoint
 from autodata.errors import SourceError
 from autodata.io import write_parquet
 from autodata.settings import Ingest, Paths, Settings
+from autodata.terminal import printable
+from tasks.ingest_deadline import Watchdog
 from tasks.ingest_dedup import drop_near_duplicates
+from tasks.ingest_files import list_sources
 from tasks.ingest_readers import SUPPORTED, Doc, Skip, normalize, read_file
 from tasks.ingest_sections import split_sections
 
@@ -81,16 +88,19 @@ def ingest(
         raise SourceError(
             f"source directory {source_dir} {what}; {FIX_HINT.format(dir=source_dir)}"
         )
-    files = list_files(source_dir)
+    files, unread = list_sources(source_dir, cfg.follow_links_outside)
     docs: list[Doc] = []
-    skips: list[Skip] = []
-    for path in files:
-        for item in read_file(path, source_dir, cfg):
-            if isinstance(item, Skip):
-                _fail_if_strict(item, strict)
-                skips.append(item)
-            else:
-                docs.append(item)
+    skips = [Skip(uri, reason) for uri, reason in unread]
+    for skip in skips:
+        _fail_if_strict(skip, strict)
+    with Watchdog(cfg.max_parse_s) as watchdog:
+        for path in files:
+            for item in read_file(path, source_dir, cfg, watchdog):
+                if isinstance(item, Skip):
+                    _fail_if_strict(item, strict)
+                    skips.append(item)
+                else:
+                    docs.append(item)
     sources, duplicates = _dedupe(_section_rows(docs, cfg))
     sources, near = drop_near_duplicates(sources)
     duplicates.extend(near)
@@ -98,7 +108,7 @@ def ingest(
         _fail_if_strict(dup, strict)
     skips.extend(duplicates)
     if not sources:
-        raise SourceError(_nothing_usable(source_dir, len(files), skips))
+        raise SourceError(_nothing_usable(source_dir, len(files) + len(unread), skips))
     return _sources_frame(sources, _utc(now)), _skipped_frame(skips)
 
 
@@ -130,29 +140,19 @@ def ingest_task(settings: Settings, strict: bool) -> tuple[int, int]:
 
 def skipped_lines(paths: Paths) -> list[str]:
     """One console line per skipped file or record in the written skipped table:
-    ``skipped <sources>/<uri>: <reason>``."""
+    ``skipped <sources>/<uri>: <reason>``, its control characters escaped (a file name with a
+    newline or an escape code cannot forge or colour a line)."""
     table = pl.read_parquet(paths.skipped_sources_table)
     return [
-        f"skipped {paths.sources / uri}: {why}" for uri, why in table.select("uri", "reason").rows()
+        printable(f"skipped {paths.sources / uri}: {why}")
+        for uri, why in table.select("uri", "reason").rows()
     ]
 
 
 def list_files(source_dir: Path) -> list[Path]:
-    """Every non-hidden entry below ``source_dir`` that is not a directory, sorted.
-
-    Symlinked directories are followed, each real directory once (no cycles).
-    """
-    found: list[Path] = []
-    seen: set[str] = set()
-    for root, dirs, names in os.walk(source_dir, followlinks=True):
-        real = os.path.realpath(root)
-        if real in seen:
-            dirs[:] = []
-            continue
-        seen.add(real)
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        found.extend(Path(root) / n for n in names if not n.startswith("."))
-    return sorted(found, key=lambda p: p.relative_to(source_dir).as_posix())
+    """Every non-hidden entry below ``source_dir`` that is not a directory and not a link out of
+    it, sorted (:func:`tasks.ingest_files.list_sources`)."""
+    return list_sources(source_dir, follow_links_outside=False)[0]
 
 
 def short_hash(text: str) -> str:

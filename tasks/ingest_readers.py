@@ -14,9 +14,10 @@ import codecs
 import io
 import json
 import math
+import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import polars as pl
@@ -24,6 +25,8 @@ import pypdf
 from pypdf.errors import PyPdfError
 
 from autodata.settings import Ingest
+from tasks.ingest_deadline import Watchdog
+from tasks.ingest_files import uri_of
 from tasks.ingest_html import html_to_text
 from tasks.ingest_tex import tex_to_text
 from tasks.ingest_text import front_matter, heading_title, normalize, repair
@@ -33,6 +36,7 @@ __all__ = ["SUPPORTED", "Doc", "Skip", "domain_of", "metadata_json", "normalize"
 SUPPORTED = (".htm", ".html", ".jsonl", ".md", ".parquet", ".pdf", ".tex", ".txt")
 MB = 1024 * 1024
 _MAX_REASON = 300
+_MAX_FRONT_MATTER_VALUES = 100_000
 _BOMS = (  # longest first: the UTF-32-LE mark starts with the UTF-16-LE one
     (codecs.BOM_UTF32_LE, "utf-32-le"),
     (codecs.BOM_UTF32_BE, "utf-32-be"),
@@ -70,26 +74,43 @@ class _Unusable(Exception):
     """Raised inside a reader when the whole file cannot be used; becomes one Skip row."""
 
 
-def read_file(path: Path, source_dir: Path, cfg: Ingest) -> list[Doc | Skip]:
+def read_file(
+    path: Path, source_dir: Path, cfg: Ingest, watchdog: Watchdog | None = None
+) -> list[Doc | Skip]:
     """Read one file into documents and/or skip rows; never raises for a bad file.
 
     Any exception from the reader (ours or its library's) becomes one Skip naming its type and
-    message; only ``BaseException``s that are not ``Exception`` (Ctrl-C, exit) pass through.
+    message; only ``BaseException``s that are not ``Exception`` (Ctrl-C, exit) pass through. A
+    file whose reading outlasts ``watchdog``'s limit (``ingest.max_parse_s``) is one Skip too.
     """
-    rel = path.relative_to(source_dir).as_posix()
+    rel = uri_of(path, source_dir)
     ext = path.suffix.lower()
     reader = _READERS.get(ext)
     if reader is None:
         shown = ext or "(none)"
         return [Skip(rel, f"unsupported extension {shown} (supported: {', '.join(SUPPORTED)})")]
-    template = Doc(rel, 0, domain_of(rel, cfg.domains), path.stem, "")
-    try:
+    template = Doc(rel, 0, domain_of(rel, cfg.domains), PurePosixPath(rel).stem, "")
+
+    def read() -> list[Doc | Skip]:
         data = _read_bytes(path, cfg.max_file_mb)
         return [_vet(item, cfg.min_chars) for item in reader(data, template, cfg)]
+
+    try:
+        items = (watchdog or Watchdog(None)).run(read)
     except _Unusable as exc:
         return [Skip(rel, str(exc))]
     except Exception as exc:  # a library's surprise is one skipped row, by design
         return [Skip(rel, _crash_reason(exc, ext))]
+    if items is None:
+        return [Skip(rel, _slow_reason(cfg.max_parse_s))]
+    return items
+
+
+def _slow_reason(limit_s: float) -> str:
+    return (
+        f"reading took longer than ingest.max_parse_s={limit_s:g} s (a pathological or very "
+        "large file?); split or convert it, or raise ingest.max_parse_s"
+    )
 
 
 def _crash_reason(exc: Exception, ext: str) -> str:
@@ -111,7 +132,10 @@ def domain_of(rel: str, domains: dict[str, str]) -> str:
 
 def _read_bytes(path: Path, max_file_mb: float) -> bytes:
     try:
-        size = path.stat().st_size
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):  # a FIFO would block the ingest, a device never end
+            raise _Unusable("not a regular file (a pipe, socket or device); remove it")
+        size = info.st_size
         if size > max_file_mb * MB:
             raise _Unusable(
                 f"too large ({size / MB:.3g} MB > ingest.max_file_mb={max_file_mb}); "
@@ -165,11 +189,33 @@ def _read_text(data: bytes, doc: Doc, cfg: Ingest) -> list[Doc]:
 
 def _read_markdown(data: bytes, doc: Doc, cfg: Ingest) -> list[Doc]:
     fields, body = front_matter(repair(_decode(data)))
+    if _too_many_values(fields, _MAX_FRONT_MATTER_VALUES):  # before json.dumps, which is C
+        raise _Unusable(
+            f"front matter of more than {_MAX_FRONT_MATTER_VALUES:,} values once its YAML aliases "
+            "are expanded (an alias bomb?); write the values out, or remove the front matter"
+        )
     text = normalize(body)
     given = fields.pop("title", None)
     title = str(given).strip() if given not in (None, "") else None
     title = title or heading_title(text) or _first_line_title(text) or doc.title
     return [_with(doc, text=text, title=" ".join(title.split()), metadata=metadata_json(fields))]
+
+
+def _too_many_values(value: Any, limit: int) -> bool:
+    """True when ``value``, its aliases expanded, holds more than ``limit`` values (a YAML alias
+    bomb is a few lines that json.dumps would expand into billions, in C, uninterruptibly)."""
+    stack, seen = [value], 0
+    while stack:
+        item = stack.pop()
+        seen += 1
+        if seen > limit:
+            return True
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple | set):
+            stack.extend(item)
+    return False
 
 
 def _first_line_title(text: str) -> str | None:
