@@ -62,6 +62,10 @@ def install() -> None:
     from prefect.logging.handlers import PrefectConsoleHandler
 
     ensure_logging_setup()
+    # Prefect's API log worker reports logs its server refused by writing to stderr itself, with
+    # no final newline, while logging.raiseExceptions is on (the stdlib's default, meant for
+    # development): under a full disk its text ran into the CLI's one error line.
+    logging.raiseExceptions = False
     for handler in logging.getLogger().handlers:
         if isinstance(handler, PrefectConsoleHandler) and not any(
             isinstance(f, ExpectedFailure) for f in handler.filters

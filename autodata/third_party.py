@@ -14,6 +14,13 @@ libraries (Prefect and Great Expectations take seconds to import):
    ``RuntimeError: Failed to reach API``); a ``TypeError`` or ``ValueError`` there is our misuse;
 3. an ``OSError`` for a full or read-only disk, whoever raised it.
 
+A Prefect API error that is the server's ``500 Internal Server Error`` says nothing of its cause.
+When the server is this machine's (a loopback URL: the run's temporary server) and the disk of
+Prefect's database (``PREFECT_HOME/prefect.db``, or the SQLite file of
+``PREFECT_SERVER_DATABASE_CONNECTION_URL``) has almost no free space left, the cause is the full
+disk — the server's log says ``sqlite3.OperationalError: database or disk is full`` — and the one
+line names that file and how to free it (:func:`full_prefect_database`), not the API.
+
 Exit codes: 3 for Prefect (a server, like :class:`OrchestratorError`), 2 for SQLite and a full
 or read-only disk (:class:`StorageError`), 5 for DVC, Great Expectations and polars
 (:class:`ComponentError`).
@@ -22,8 +29,12 @@ or read-only disk (:class:`StorageError`), 5 for DVC, Great Expectations and pol
 from __future__ import annotations
 
 import errno
+import os
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
+from urllib.parse import unquote, urlsplit
 
 from autodata.errors import AutodataError, ComponentError, OrchestratorError, StorageError
 
@@ -33,6 +44,9 @@ _NETWORK_PACKAGES = ("httpx", "httpcore", "aiohttp", "requests", "urllib3")
 _DISK = {errno.ENOSPC: "no space left on the disk", errno.EDQUOT: "disk quota exceeded",
          errno.EROFS: "read-only file system"}  # fmt: skip
 _MAX_MESSAGE = 300
+_NEARLY_FULL = 1024 * 1024  # bytes free below which a disk counts as full (SQLite needs pages)
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+_DATABASE_ENV = ("PREFECT_SERVER_DATABASE_CONNECTION_URL", "PREFECT_API_DATABASE_CONNECTION_URL")
 
 
 @dataclass(frozen=True)
@@ -92,6 +106,10 @@ def as_error(exc: BaseException) -> AutodataError | None:
     component = component_of(exc)
     if component is None:
         return None
+    if component.name == "Prefect" and _is_local_server_error(exc):
+        database = full_prefect_database()
+        if database is not None:
+            return _full_database_error(exc, database)
     what = f"{type(exc).__name__}: {_first_line(exc)}" if str(exc) else type(exc).__name__
     return component.error(f"{component.name} failed ({what}); {component.fix}")
 
@@ -137,6 +155,54 @@ def _disk_error(exc: OSError, problem: str) -> StorageError:
     return StorageError(
         f"{problem}{where} ({type(exc).__name__}); free space or make it writable (or point the paths "
         "in params.yaml at another disk) and rerun: finished stages and completed calls are kept"
+    )
+
+
+def full_prefect_database() -> Path | None:
+    """Prefect's SQLite database file when the disk it is on is (nearly) full, else None (not
+    full, not SQLite, or no such file)."""
+    database = _prefect_database()
+    if database is None or not database.parent.is_dir():
+        return None
+    try:
+        free = shutil.disk_usage(database.parent).free
+    except OSError:
+        return None
+    return database if free < _NEARLY_FULL else None
+
+
+def _prefect_database() -> Path | None:
+    """Where Prefect's server keeps its database, from the environment (as Prefect reads it)."""
+    url = next((os.environ[k] for k in _DATABASE_ENV if os.environ.get(k)), None)
+    if url is None:
+        home = Path(os.environ.get("PREFECT_HOME") or "~/.prefect").expanduser()
+        return home / "prefect.db"
+    parts = urlsplit(url)
+    if not parts.scheme.startswith("sqlite") or parts.path in ("", "/", "/:memory:"):
+        return None
+    return Path(unquote(parts.path[1:]))  # sqlite:///relative, sqlite:////absolute
+
+
+def _is_local_server_error(exc: BaseException) -> bool:
+    """An HTTP 5xx from a Prefect API on this machine (the run's temporary server)."""
+    status = getattr(getattr(exc, "response", None), "status_code", 0)
+    if not isinstance(status, int) or status < 500:
+        return False
+    try:  # an httpx error without a request raises on .request
+        url = getattr(getattr(exc, "request", None), "url", None)
+    except RuntimeError:
+        return False
+    return getattr(url, "host", "") in _LOOPBACK
+
+
+def _full_database_error(exc: BaseException, database: Path) -> StorageError:
+    response = getattr(exc, "response", None)
+    status = f"{response.status_code} {response.reason_phrase}".strip() if response else "an error"
+    return StorageError(
+        f"Prefect's database {database} is on a full disk (its server answered {status}: "
+        "database or disk is full); free space on that disk, or set PREFECT_HOME to a directory "
+        "on another (Prefect makes a new database there), and rerun: finished stages and "
+        "completed calls are kept"
     )
 
 
