@@ -1,4 +1,4 @@
-"""``autodata bench saturation|overhead|compute``: the rerunnable benchmarks in ``benchmarks/``.
+"""``autodata bench saturation|overhead|compute|parse``: the rerunnable benchmarks in ``benchmarks/``.
 
 Each prints one summary table and writes ``<out>/<name>.json`` (key ``ratio`` = its headline).
 Imports are lazy: the benchmarks live in the source checkout, not in the installed package.
@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 
 bench_app = typer.Typer(
-    help="Benchmarks (see benchmarks/README.md): saturation, overhead, compute, optimize.",
+    help="Benchmarks (see benchmarks/README.md): saturation, overhead, compute, optimize, parse.",
     no_args_is_help=True,
 )
 QuickOpt = Annotated[bool, typer.Option("--quick", help="Small sizes: under a minute on 2 cores.")]
@@ -78,6 +78,16 @@ def overhead(quick: QuickOpt = False, out: OutOpt = None) -> None:
 
     result = bench.run(bench.Options.quick() if quick else bench.Options())
     _finish("overhead", result, bench.rows(result), out)
+
+
+@bench_app.command()
+def parse(quick: QuickOpt = False, out: OutOpt = None) -> None:
+    """Ingest seconds of a 1 MB and a 5 MB HTML page, and their ratio (linear: 5)."""
+    _modules()
+    from benchmarks import parse as bench
+
+    result = bench.run(bench.Options.quick() if quick else bench.Options())
+    _finish("parse", result, bench.rows(result), out)
 
 
 @bench_app.command()

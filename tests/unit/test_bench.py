@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from benchmarks import common, compute, gate_mc, overhead, saturation, sim
+from benchmarks import common, compute, gate_mc, overhead, parse, saturation, sim
 from benchmarks.loadserver import LoadConfig, LoadServerProcess
 
 pytestmark = pytest.mark.timeout(300)
@@ -64,6 +64,16 @@ def test_gate_monte_carlo_runs_both_arms():
     result = gate_mc.run(gate_mc.Options(sources=30))
     assert set(result["arms"]) == {"fixed", "sequential"}
     assert result["arms"]["fixed"]["accepted"] > 0 and result["ratio"] is not None
+
+
+def test_parse_writes_its_ratio(tmp_path):
+    result = parse.run(parse.Options(small_kb=8, large_kb=24, repeats=1))
+    data = _written("parse", result, parse.rows(result), tmp_path)
+    assert [(r["shape"], r["kb"]) for r in data["runs"]] == [
+        ("wide", 8), ("wide", 24), ("deep", 8), ("deep", 24)
+    ]  # fmt: skip
+    assert all(r["chars"] >= r["kb"] * 1024 and r["wall_s"] > 0 for r in data["runs"])
+    assert data["ratio"] == data["wide_ratio"] > 0 and data["size_ratio"] == 3
 
 
 def test_sim_probabilities_are_deterministic_and_ordered():
