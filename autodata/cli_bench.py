@@ -92,7 +92,7 @@ def parse(quick: QuickOpt = False, out: OutOpt = None) -> None:
 
 @bench_app.command()
 def compute(quick: QuickOpt = False, out: OutOpt = None) -> None:
-    """LLM calls and tokens per accepted example, with and without weak-first; gate precision."""
+    """Fixed 3+3 vs sequential gate: precision, recall, calls and tokens per accepted, gaps."""
     _modules()
     from benchmarks import compute as bench
 

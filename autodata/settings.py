@@ -177,10 +177,10 @@ class Gate(_Section):
         0.8, gt=0, lt=1, description="sequential: the strong solver runs at P(weak_mean <= weak_mean_max) >= this"
     )  # fmt: skip
     weak_futility: float = Field(
-        0.5, ge=0, lt=1, description="sequential: too easy at P(weak_mean <= weak_mean_max) <= this"
+        0.6, ge=0, lt=1, description="sequential: too easy at P(weak_mean <= weak_mean_max) <= this"
     )  # fmt: skip
     futility: float = Field(
-        0.2, ge=0, lt=1, description="sequential: give up on a candidate at P(every mean condition) <= this"
+        0.3, ge=0, lt=1, description="sequential: give up on a candidate at P(every mean condition) <= this"
     )  # fmt: skip
     prior_weight: float = Field(
         1.0, gt=0, le=100, description="sequential: pseudo-rollouts of the prior, half scoring 0, half 1"
@@ -257,8 +257,8 @@ class Rollouts(_Section):
     batch: int = Field(
         1, ge=1, le=64, description="sequential: rollouts per role in each later batch"
     )
-    max_weak: int = Field(8, ge=1, le=64, description="sequential: cap on weak rollouts")
-    max_strong: int = Field(16, ge=1, le=64, description="sequential: cap on strong rollouts")
+    max_weak: int = Field(10, ge=1, le=64, description="sequential: cap on weak rollouts")
+    max_strong: int = Field(20, ge=1, le=64, description="sequential: cap on strong rollouts")
     fresh: int = Field(
         3, ge=0, le=64, description="fresh re-scoring: rollouts per role with new seeds (0 = off)"
     )

@@ -16,13 +16,14 @@ re-scored with ``Options.fresh`` new rollouts per role (the fresh gap).
 from __future__ import annotations
 
 import random
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 from autodata.settings import Gate, Rollouts
 from autodata.testing.roles import RUBRIC
-from benchmarks import sim
+from benchmarks import common, sim
 from tasks import gate_sequential as seq
 
 WEIGHTS = [cast(int, c["weight"]) for c in RUBRIC]
@@ -173,3 +174,17 @@ def rows(result: dict[str, Any]) -> list[tuple[str, Any]]:
     for arm, figures in result["arms"].items():
         out += [(f"{arm}: {k}", v) for k, v in figures.items()]
     return [*out, ("ratio: calls/accepted sequential ÷ fixed", result["ratio"])]
+
+
+def main(argv: list[str]) -> None:
+    """``python -m benchmarks.gate_mc [--quick] [--seed N]``: print the table, write the result."""
+    opts = Options.quick() if "--quick" in argv else Options()
+    if "--seed" in argv:
+        opts = Options(sources=opts.sources, seed=int(argv[argv.index("--seed") + 1]))
+    result = run(opts) | {"machine": common.machine()}
+    common.show("gate Monte Carlo (benchmarks/gate_mc.py)", rows(result))
+    print(f"wrote {common.write_result('gate_mc', result)}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -13,13 +13,14 @@ import pytest
 from conftest import make_settings
 
 from autodata.progress import Reporter
-from autodata.settings import Gate, Loop, Rollouts
+from autodata.settings import Gate, Loop, Rollouts, Validate
 from autodata.testing.roles import LoopScript, request_role_counts
 from autodata.testing.scripted_server import ScriptedServer
 from flows.generate import generate_flow
 from tasks.accept import finalize
 from tasks.gate_sequential import zone_verdict
 from tasks.ingest import ingest_to_files
+from tasks.validate import validate
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 Scripted = Callable[..., ScriptedServer]
@@ -32,7 +33,11 @@ def run(root: Path, server: ScriptedServer, **sections: object) -> pl.DataFrame:
     sources = pl.read_parquet(settings.paths.sources_table)
     asyncio.run(generate_flow(settings, sources, Reporter(quiet=True)))
     finalize(settings, "rev")
-    return pl.read_parquet(settings.paths.rounds_table)
+    rounds = pl.read_parquet(settings.paths.rounds_table)
+    accepted = pl.read_parquet(settings.paths.accepted_table)
+    report = validate(accepted, rounds, Validate(), None)  # sequential rows pass the gate's suite
+    assert report.success, [e.name for e in report.failed]
+    return rounds
 
 
 def first_inside(weak: float, strong: float, gate: Gate, caps: Rollouts) -> tuple[int, int]:

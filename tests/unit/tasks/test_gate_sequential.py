@@ -96,7 +96,7 @@ def test_zone_matches_sampling_where_the_gap_binds() -> None:
 def test_clear_cases_stop_after_the_first_batch() -> None:
     assert weak_verdict([1.0, 1.0], SEQ).status == "outside"
     assert weak_verdict([0.25, 0.25], SEQ).status == "inside"
-    assert weak_verdict([0.75, 0.58], SEQ).status == "open"
+    assert weak_verdict([0.67, 0.58], SEQ).status == "open"
 
 
 def _gate(**over: float) -> Gate:
@@ -152,13 +152,13 @@ CAPS = Rollouts(first=2, batch=1, max_weak=4, max_strong=6)
 
 def test_weak_step_decisions() -> None:
     assert decide([0.25, 0.25], [], SEQ, CAPS) == (PENDING_STRONG, "")
-    assert decide([0.75, 0.58], [], SEQ, CAPS) == (MORE, "")
+    assert decide([0.67, 0.58], [], SEQ, CAPS) == (MORE, "")
     label, why = decide([1.0, 1.0], [], SEQ, CAPS)
-    assert label == "too_easy" and "<= weak_futility 0.5" in why
+    assert label == "too_easy" and "<= weak_futility 0.6" in why
 
 
 def test_an_open_weak_step_at_its_cap_is_too_easy() -> None:
-    label, why = decide([0.75, 0.58, 0.67, 0.58], [], SEQ, CAPS)
+    label, why = decide([0.58, 0.58, 0.67, 0.58], [], SEQ, CAPS)
     assert label == "too_easy" and "after 4 weak rollouts" in why
 
 
@@ -168,7 +168,7 @@ def test_strong_step_decisions() -> None:
     label, why = decide([0.25] * 2, [0.67] * 6, _gate(confidence=0.999), CAPS)
     assert label == "failed_strong" and "after 6 strong rollouts" in why
     label, why = decide([0.25] * 2, [0.25, 0.33], SEQ, CAPS)
-    assert label == "failed_strong" and "<= futility 0.2" in why
+    assert label == "failed_strong" and "<= futility 0.3" in why
 
 
 def test_paired_weak_rollouts_that_turn_out_easy_make_it_too_easy() -> None:
