@@ -15,7 +15,7 @@ import pytest
 from gate_rules import WEAK_OK, inconsistent_rows, with_gate
 
 from autodata import schemas
-from autodata.settings import Gate
+from autodata.settings import ROLES, Gate
 from tasks import accept
 from tasks.accept import PENDING, decide, decide_one, feedback_line, summarize
 from tasks.judge import score_verifiable
@@ -476,3 +476,32 @@ def test_random_judgments_never_contradict_the_recorded_gate() -> None:
     # and every too_easy row violates the weak gate it recorded
     too_easy = with_gate(table).filter(pl.col("decision") == "too_easy")
     assert too_easy.select((~WEAK_OK).all()).item()
+
+
+# --- fresh re-scoring: figures beside the decision, a flag, an optional drop -----------------
+
+
+def _fresh_round(fresh_weak: list[float], fresh_strong: list[float], gate: Gate = GATE) -> pl.DataFrame:  # fmt: skip
+    rows = judgment_rows(weak=[0.4] * 3, strong=[0.8] * 3)
+    rows += [judgment(CID, "fresh_weak", 64 + i, s) for i, s in enumerate(fresh_weak)]
+    rows += [judgment(CID, "fresh_strong", 64 + i, s) for i, s in enumerate(fresh_strong)]
+    return decide(*frames([challenge_row()], rows), gate)
+
+
+def test_fresh_figures_sit_beside_the_selection_ones_and_never_decide() -> None:
+    row = _fresh_round([0.5, 0.6, 0.7], [0.6] * 3).row(0, named=True)
+    assert row["decision"] == "accepted" and row["gap"] == 0.4
+    assert (row["fresh_weak_mean"], row["fresh_strong_mean"], row["fresh_gap"]) == (0.6, 0.6, 0.0)
+    assert row["fresh_flag"] is True  # 0.0 < gate.fresh_min_gap (0.10)
+    assert _fresh_round([0.3] * 3, [0.8] * 3).row(0, named=True)["fresh_flag"] is False
+
+
+def test_drop_flagged_leaves_flagged_items_out_of_the_accepted_table() -> None:
+    rounds = _fresh_round([0.6] * 3, [0.6] * 3)
+    challenges = pl.DataFrame([challenge_row()], schema=schemas.CHALLENGES)
+    sources = pl.DataFrame({"source_id": [f"src-{CID}"], "domain": ["math"]})
+    lineage = [f"{role}_{c}" for role in ROLES for c in ("model", "prompt_hash")]
+    made_by = pl.DataFrame({"candidate_id": [CID]} | {c: ["m"] for c in lineage})
+    kept = accept.accepted_rows(rounds, challenges, sources, made_by, "rev")
+    dropped = accept.accepted_rows(rounds, challenges, sources, made_by, "rev", drop_flagged=True)
+    assert kept.height == 1 and kept["fresh_flag"][0] and dropped.is_empty()
