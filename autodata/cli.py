@@ -24,7 +24,7 @@ from autodata.cli_optimize import optimize_app
 from autodata.cli_schedule import schedule
 from autodata.cli_stage import ingest, stage_app
 from autodata.errors import ValidationFailed
-from autodata.settings import EMBEDDED_MODEL, ROLES, Settings
+from autodata.settings import EMBEDDED_MODEL, OPTIMIZER_ROLES, ROLES, Settings
 from autodata.terminal import printable
 
 env.configure()
@@ -122,7 +122,7 @@ def models_prepare(
     from autodata.llm.embedded import prepare_embedded
 
     settings = settings_of(ctx)
-    named = [settings.models.role(r).model for r in ROLES]
+    named = [settings.models.role(r).model for r in (*ROLES, *OPTIMIZER_ROLES)]
     ready = prepare_embedded([*named, *(model or [])], settings.vllm.python, settings.paths.models)
     for name, where in ready:
         say(f"{name}: {where}")

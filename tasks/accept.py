@@ -377,14 +377,6 @@ def metrics(
     }
 
 
-def lineage_columns(models: dict[str, str], prompt_hash: str, git_rev: str) -> dict[str, str]:
-    """The constant lineage columns of ``accepted``."""
-    return {f"{role}_model": models[role] for role in ("challenger", "weak", "strong", "judge")} | {
-        "prompt_hash": prompt_hash,
-        "git_rev": git_rev,
-    }
-
-
 # --- read / write wrapper and its Prefect task ---------------------------------------------
 
 

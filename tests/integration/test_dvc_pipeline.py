@@ -42,6 +42,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 STAGES = ["ingest", "generate", "accept", "validate", "export"]
 N_SOURCES = 6  # data/sources: 6 passages, each accepted in round 1 (conftest's script: gap 0.25)
+# Requests per source, params.yaml defaults: rollouts.weak/strong 3 at selection, then
+# rollouts.fresh 3 new ones per role on the accepted item; the judge grades each of the 3
+# criteria of every answer, and of the two controls (reference, non-answer) at selection only.
+SELECTION, FRESH, CRITERIA, CONTROLS = 3, 3, 3, 2
+SOLVER_CALLS = SELECTION + FRESH
+JUDGE_CALLS = (2 * SELECTION + CONTROLS + 2 * FRESH) * CRITERIA
 
 
 # --- fixtures: the scripted server, a Prefect server, the baseline project ------------------
@@ -117,7 +123,8 @@ def test_repro_on_a_fresh_clone_runs_every_stage(built: Built) -> None:
     lock = yaml.safe_load((built.repo / "dvc.lock").read_text())
     assert list(lock["stages"]) == STAGES
     assert built.requests["challenger"] == N_SOURCES
-    assert built.requests["strong"] == 3 * N_SOURCES  # 3 strong rollouts per accepted candidate
+    assert built.requests["strong"] == SOLVER_CALLS * N_SOURCES  # selection + fresh re-scoring
+    assert built.requests["judge"] == JUDGE_CALLS * N_SOURCES
     assert metrics(built.repo, "generate")["accepted"] == N_SOURCES
     assert metrics(built.repo, "validation")["success"] is True
     sft = (built.repo / "data" / "export" / "sft.jsonl").read_text().splitlines()
@@ -315,7 +322,13 @@ async def test_scheduled_refresh_picks_up_only_the_new_source(built: Built, pref
     )
     after = request_role_counts(list(built.server.requests))
     new = {role: after.get(role, 0) - before.get(role, 0) for role in after}
-    assert new == {"challenger": 1, "verifier": 1, "weak": 3, "strong": 3, "judge": 24}
+    assert new == {
+        "challenger": 1,
+        "verifier": 1,
+        "weak": SOLVER_CALLS,
+        "strong": SOLVER_CALLS,
+        "judge": JUDGE_CALLS,
+    }
     assert EXPECTED_LOG in logs
     sources = pl.read_parquet(repo / "data" / "processed" / "sources.parquet")
     assert "math/two_trains.md" in sources["uri"].to_list() and sources.height == 7
