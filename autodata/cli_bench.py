@@ -1,11 +1,15 @@
-"""``autodata bench saturation|overhead|compute|parse``: the rerunnable benchmarks in ``benchmarks/``.
+"""``autodata bench saturation|overhead|compute|optimize|parse|quality``: the rerunnable
+benchmarks in ``benchmarks/``.
 
 Each prints one summary table and writes ``<out>/<name>.json`` (key ``ratio`` = its headline).
+``quality`` runs the models the settings (``--params``) name; the others use load or simulated
+servers, or no model at all.
 Imports are lazy: the benchmarks live in the source checkout, not in the installed package.
 """
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,12 +17,14 @@ import typer
 from rich.console import Console
 
 bench_app = typer.Typer(
-    help="Benchmarks (see benchmarks/README.md): saturation, overhead, compute, optimize, parse.",
+    help="Benchmarks (see benchmarks/README.md): saturation, overhead, compute, optimize, parse, "
+    "quality.",
     no_args_is_help=True,
 )
 QuickOpt = Annotated[bool, typer.Option("--quick", help="Small sizes: under a minute on 2 cores.")]
 OutOpt = Annotated[
-    Path | None, typer.Option("--out", help="Directory for <name>.json [benchmarks/results].")
+    Path | None,
+    typer.Option("--out", help="Directory for <name>.json (default: benchmarks/results)."),
 ]
 console = Console(stderr=True)
 
@@ -47,7 +53,7 @@ def _finish(
 def saturation(
     quick: QuickOpt = False,
     out: OutOpt = None,
-    sources: Annotated[int | None, typer.Option(help="Sources [2000; quick 200].")] = None,
+    sources: Annotated[int | None, typer.Option(help="Sources (default: 2000; quick 200).")] = None,
     concurrency: Annotated[int, typer.Option("--concurrency", "-k", help="K per role.")] = 64,
     latency: Annotated[float, typer.Option(help="Seconds per request.")] = 0.2,
     per_token: Annotated[float, typer.Option(help="Seconds per completion token.")] = 0.0,
@@ -108,3 +114,75 @@ def optimize(quick: QuickOpt = False, out: OutOpt = None) -> None:
 
     result = bench.run(bench.Options.quick() if quick else bench.Options())
     _finish("optimize", result, bench.rows(result), out)
+
+
+class GateMethod(StrEnum):
+    fixed = "fixed"
+    sequential = "sequential"
+
+
+@bench_app.command()
+def quality(
+    ctx: typer.Context,
+    out: OutOpt = None,
+    sources: Annotated[
+        Path, typer.Option(help="Sources folder the run ingests.", show_default=True)
+    ] = Path("data/sources"),
+    limit: Annotated[
+        int | None,
+        typer.Option(min=1, help="Use only N files of the folder, each sub-folder's in turn."),
+    ] = None,
+    max_rounds: Annotated[
+        int | None,
+        typer.Option(min=1, max=100, help="Rounds per source (default: loop.max_rounds)."),
+    ] = None,
+    gate: Annotated[
+        GateMethod | None,
+        typer.Option(help="Gate method (default: gate.method).", case_sensitive=False),
+    ] = None,
+    workdir: Annotated[
+        Path | None,
+        typer.Option(
+            help="New or empty directory the run writes in (default: a new temporary one, kept)."
+        ),
+    ] = None,
+    from_run: Annotated[
+        Path | None,
+        typer.Option(
+            "--from-run",
+            help="Run nothing: read the figures of a run that finished in this project "
+            "directory (e.g. '.' after `autodata run`).",
+        ),
+    ] = None,
+    wall_s: Annotated[
+        float | None,
+        typer.Option(
+            help="With --from-run: the run's measured wall seconds (default: from file times)."
+        ),
+    ] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+) -> None:
+    """Quality on the configured models (--params; default the embedded ones): runs the whole
+    pipeline on a sources folder in a work directory of its own (empty call cache) and reports QV
+    pass rate, judge control pass share and mean control gap, decisions, accepted, weak/strong
+    means and gap of accepted items, calls and tokens per accepted, wall time. It takes as long
+    as `autodata run` on those models (bound it with --limit and --max-rounds), or no time with
+    --from-run. Writes benchmarks/results/quality.json (or --out DIR). Settings:
+    `autodata --params FILE bench quality ...`."""
+    from autodata import logfilter
+    from autodata.cli_common import settings_of
+    from autodata.progress import Reporter
+
+    _modules()
+    from benchmarks import quality as bench
+
+    settings = settings_of(ctx)
+    if from_run is not None:
+        result = bench.from_run(settings, from_run, wall_s)
+    else:
+        logfilter.install()
+        opts = bench.Options(sources=sources, limit=limit, max_rounds=max_rounds,
+                             gate=gate.value if gate else None, workdir=workdir)  # fmt: skip
+        result = bench.run(settings, opts, Reporter(console, quiet))
+        console.print(f"the run's project: {result['workdir']} (read again with --from-run)")
+    _finish("quality", result, bench.rows(result), out)
