@@ -68,14 +68,14 @@ def run(
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
 ) -> None:
     """The whole pipeline: ingest, generate, accept, validate (Great Expectations), export."""
-    from autodata import logfilter, summary
+    from autodata import summary
     from autodata.progress import Reporter
-    from flows.pipeline import run_flow
 
-    logfilter.install()
     settings = settings_of(ctx)
     try:
         with guarded(settings, flows=True) as stop:
+            from flows.pipeline import run_flow  # ~2 s, while Prefect's server starts
+
             metrics: dict[str, Any] = stop.run(run_flow(settings, Reporter(console, quiet), strict))
     except ValidationFailed as exc:  # the run's own metrics name the cause behind it
         exc.cause_line = summary.cause_of_failed_run(settings.paths.generate_metrics)

@@ -6,7 +6,10 @@
 2. SIGINT / SIGTERM handling (:mod:`autodata.stopping`): the run stops within seconds with one
    line saying what was kept and how to resume, exit code 130 / 143;
 3. for the commands that run Prefect flows, the Prefect API (:mod:`autodata.prefect_api`): a
-   temporary server that dies with the run, unless one is configured;
+   temporary server that dies with the run, unless one is configured. It is spawned before
+   anything imports Prefect and waited for only when the first flow is about to run
+   (``StopOnSignal.run``), so its start-up overlaps the command's own; Prefect's console drops
+   the tracebacks of errors reported here (:mod:`autodata.logfilter`);
 4. a library's exception (Prefect, DVC, Great Expectations, polars, SQLite, a full disk) becomes
    the :class:`AutodataError` that names the component and the fix (:mod:`autodata.third_party`),
    so the CLI prints one line; an exception of our own code keeps its traceback, and so does a
@@ -22,7 +25,7 @@ from contextlib import ExitStack, contextmanager
 
 import typer
 
-from autodata import third_party
+from autodata import logfilter, third_party
 from autodata.cli_common import console
 from autodata.errors import AutodataError
 from autodata.prefect_api import prefect_api
@@ -62,18 +65,25 @@ def _say_stopped(line: str) -> None:
 @contextmanager
 def guarded(settings: Settings, *, flows: bool = False) -> Iterator[StopOnSignal]:
     """Run the block under the lock and the stop handling (module docstring). ``flows``: the
-    block runs Prefect flows and needs the API. An event loop must be run with the yielded
-    ``StopOnSignal.run`` (a signal cancels it), not ``asyncio.run``."""
+    block runs Prefect flows and needs the API; import them inside the block, so that their
+    imports overlap the API server's start-up. An event loop must be run with the yielded
+    ``StopOnSignal.run`` (a signal cancels it, and it waits for the API first), not
+    ``asyncio.run``."""
     paths, command = settings.paths, command_line()
     stop = StopOnSignal(lambda signum: stop_line(paths, command, signum), _say_stopped)
     try:
         with ExitStack() as stack:
             stack.enter_context(project_lock(paths, command))
             remove_leftovers(paths)
+            api = stack.enter_context(prefect_api(paths.prefect_log)) if flows else None
+            if api is not None:  # from here on, Prefect is imported while its server starts
+                logfilter.install()  # its console: no tracebacks of errors we report ourselves
             stack.enter_context(stop)
             stop.on_hard_stop(lambda: remove_leftovers(paths))
-            if flows:
-                stack.enter_context(prefect_api(paths.prefect_log, stop.on_hard_stop))
+            if api is not None:
+                stop.on_hard_stop(api.terminate)
+                stop.before_run(api.wait_ready)
+                stack.enter_context(api.reporting())
             yield stop
             if stop.signum is not None:  # it came as the work ended
                 raise Stopping

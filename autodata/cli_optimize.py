@@ -44,14 +44,13 @@ def run(
     (Boltzmann, optimize.temperature), run on a training minibatch, the analyzer and the editor
     propose a child, which is scored on the validation split and kept if strictly better.
     Budgets and sizes: the optimize section of params.yaml."""
-    from autodata import logfilter
     from autodata.progress import Reporter
-    from flows.optimize import optimize_flow
-    from tasks.generate import read_sources
 
-    logfilter.install()
     settings = _with_iterations(settings_of(ctx), iterations)
     with guarded(settings, flows=True) as stop:
+        from flows.optimize import optimize_flow  # while Prefect's server starts
+        from tasks.generate import read_sources
+
         reporter, loop = Reporter(console, quiet), Reporter(console, quiet or not verbose)
         result = stop.run(optimize_flow(settings, read_sources(settings.paths), reporter, loop))
     _print_result(result)

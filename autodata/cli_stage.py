@@ -55,13 +55,12 @@ def generate(
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
 ) -> None:
     """Run the Challenger/solver/judge rounds over the sources table (the only LLM stage)."""
-    from autodata import logfilter
     from autodata.progress import Reporter
-    from flows.generate import generate_stage
 
-    logfilter.install()  # the loop is a Prefect flow: keep its tracebacks of our errors off
     settings = settings_of(ctx)
     with guarded(settings, flows=True) as stop:
+        from flows.generate import generate_stage  # while Prefect's server starts
+
         out = stop.run(generate_stage(settings, Reporter(console, quiet)))
     say(
         f"generate: {out['candidates']} candidates in {out['rounds']} rounds, "

@@ -1,4 +1,5 @@
-"""The run's temporary Prefect API server, owned by the pipeline like a managed vLLM server.
+"""The run's temporary Prefect API server, owned by the pipeline like a managed vLLM server, and
+started off the run's critical path.
 
 Without an API URL, Prefect starts a temporary server itself, but as a plain child in the
 pipeline's process group and with nothing to stop it if the pipeline dies: Ctrl-C in the
@@ -7,25 +8,34 @@ SIGKILL of the pipeline left it running (~220 MB, its port held). Here the same 
 runs as a guarded child (:mod:`autodata.children`: its own session, dies with the pipeline even
 on SIGKILL), and Prefect is pointed at it through ``PREFECT_API_URL``. A server the user
 configured (``PREFECT_API_URL`` or a Prefect profile) is used as it is.
+
+Start-up: the server takes ~4 s to start here (~3 s of it importing Prefect's server), the
+pipeline ~2.5 s to import its flows. So :class:`PrefectAPI` spawns the server first, before the
+command imports Prefect, and nothing waits for it until a flow is about to run
+(:meth:`PrefectAPI.wait_ready`, called by :meth:`autodata.stopping.StopOnSignal.run`): the two
+start-ups overlap on two cores. Its database is migrated once per project, not at every start
+(:mod:`autodata.prefect_db`).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO
 
 import httpx
 
-from autodata import children
+from autodata import children, prefect_db
 from autodata.errors import OrchestratorError
 from autodata.llm.vllm_server import free_port, log_tail
+from autodata.third_party import prefect_database
 
 STARTUP_ENV = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
 _EPHEMERAL_ENV = {  # what Prefect's own temporary server runs with (no UI, no extra services)
@@ -38,41 +48,79 @@ _DRAIN_S = 5.0
 
 
 @contextmanager
-def prefect_api(
-    log_path: Path, on_hard_stop: Callable[[Callable[[], object]], None] | None = None
-) -> Iterator[str]:
-    """Yield the API URL the run's flows report to: the configured one, or a temporary server
-    started here (logging to ``log_path``) and stopped when the block ends.
-
-    ``on_hard_stop`` registers :meth:`TemporaryServer.terminate` with a :class:`StopOnSignal`.
-    """
-    configured = _configured_url()
-    if configured:
-        yield configured
-        return
-    server = TemporaryServer(log_path)
-    if on_hard_stop is not None:
-        on_hard_stop(server.terminate)
-    server.start()
+def prefect_api(log_path: Path) -> Iterator[PrefectAPI]:
+    """The Prefect API of a run (:class:`PrefectAPI`): its temporary server, if it needs one, is
+    starting when this yields, and is stopped when the block ends."""
+    api = PrefectAPI(log_path)
     try:
-        with _pointed_at(server.api_url):
+        yield api
+    finally:
+        api.close()
+
+
+class PrefectAPI:
+    """The API the run's flows report to: the configured one, or a temporary server (logging to
+    ``log_path``), spawned at once and waited for only by :meth:`wait_ready`."""
+
+    def __init__(self, log_path: Path) -> None:
+        self._server: TemporaryServer | None = None
+        # The environment tells at once; a Prefect profile only through Prefect's settings (~1 s
+        # to import): when they are not imported yet, :meth:`reporting` reads it after the spawn.
+        imported = "prefect.settings" in sys.modules
+        self.url = _configured_url() if imported else os.environ.get("PREFECT_API_URL", "")
+        if not self.url:
+            self._server = TemporaryServer(log_path)
+            self._server.spawn()
+            self.url = self._server.api_url
+
+    @contextmanager
+    def reporting(self) -> Iterator[str]:
+        """Point Prefect (its settings, and ``PREFECT_API_URL`` for threads and child processes)
+        at the API; at the end, send its queued logs and events while the server still answers.
+        A server named by the active Prefect profile replaces the temporary one."""
+        configured = _configured_url()
+        if configured and self._server is not None:
+            self.close()
+            self.url = configured
+        with _pointed_at(self.url):
             try:
-                yield server.api_url
+                yield self.url
             finally:
                 _drain_workers()
-    finally:
-        server.stop()
+
+    def wait_ready(self) -> None:
+        """Block until the temporary server answers (at once when it already did, or for a
+        configured one); raise :class:`OrchestratorError` if it cannot start."""
+        if self._server is not None:
+            self._server.wait_ready()
+
+    def terminate(self) -> None:
+        """SIGTERM the temporary server without waiting (:meth:`TemporaryServer.terminate`)."""
+        if self._server is not None:
+            self._server.terminate()
+
+    def close(self) -> None:
+        """Stop the temporary server, if any. Safe to call twice."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.stop()
 
 
 class TemporaryServer:
     """Prefect's ephemeral API server (uvicorn on 127.0.0.1) as a guarded child process."""
 
-    def __init__(self, log_path: Path, port: int = 0) -> None:
+    def __init__(
+        self, log_path: Path, port: int = 0, environ: Mapping[str, str] | None = None
+    ) -> None:
         self.log_path = log_path
         self.port = port or free_port()
+        self._environ = environ  # None: this process's, as it is at the start
         self._proc: subprocess.Popen[bytes] | None = None
         self._reaper: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+        self._ready = False
+        self._database: Path | None = None
+        self._version = ""
 
     @property
     def api_url(self) -> str:
@@ -85,11 +133,9 @@ class TemporaryServer:
 
     def command(self) -> list[str]:
         """The argv Prefect itself uses for its temporary server."""
-        import prefect
-
         return [
             sys.executable,
-            *("-m", "uvicorn", "--app-dir", str(Path(prefect.__file__).parent.parent)),
+            *("-m", "uvicorn", "--app-dir", str(_prefect_dir().parent)),
             *("--factory", "prefect.server.api.server:create_app"),
             *("--host", "127.0.0.1", "--port", str(self.port)),
             *("--log-level", "error", "--lifespan", "on"),
@@ -97,6 +143,11 @@ class TemporaryServer:
 
     def start(self) -> None:
         """Start the server and block until ``/api/health`` answers; raise if it does not."""
+        self.spawn()
+        self.wait_ready()
+
+    def spawn(self) -> None:
+        """Start the server process and its watchdog; return at once."""
         try:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the server
@@ -105,13 +156,25 @@ class TemporaryServer:
                 f"cannot write the Prefect server log {self.log_path}: {exc.strerror or exc}; "
                 "free disk space or fix permissions (paths.logs) and rerun"
             ) from None
-        self._proc = children.spawn(self.command(), os.environ | _EPHEMERAL_ENV, self._log)
+        base = dict(os.environ if self._environ is None else self._environ)
+        database, version = prefect_database(base), _prefect_version()
+        env = base | _EPHEMERAL_ENV | prefect_db.server_env(database, version, base)
+        self._proc = children.spawn(self.command(), env, self._log)
         self._reaper = children.start_reaper(self._proc.pid)
+        self._database, self._version = database, version
+
+    def wait_ready(self) -> None:
+        """Block until ``/api/health`` answers (once; later calls return at once), then record
+        that the database is migrated; on failure stop the server and raise."""
+        if self._ready:
+            return
         try:
             self._wait_healthy(_startup_timeout())
         except BaseException:
             self.stop()
             raise
+        self._ready = True
+        prefect_db.remember(self._database, self._version)
 
     def stop(self) -> None:
         """Stop the server's process group and its watchdog. Safe to call twice."""
@@ -149,7 +212,7 @@ class TemporaryServer:
         if self._log is not None:
             self._log.flush()
         last = log_tail(self.log_path, 1).strip() or "empty log"
-        home = os.environ.get("PREFECT_HOME", "~/.prefect")
+        home = (self._environ or os.environ).get("PREFECT_HOME", "~/.prefect")
         return OrchestratorError(
             f"the temporary Prefect server {what}: {last} (see {self.log_path}); check free disk "
             f"space and permissions of PREFECT_HOME={home}, or set PREFECT_API_URL to a running "
@@ -157,11 +220,27 @@ class TemporaryServer:
         )
 
 
-def _configured_url() -> str | None:
-    """The API URL from the environment or the active Prefect profile, if any."""
+def _configured_url() -> str:
+    """The API URL from the environment or the active Prefect profile, if any ("" if none).
+    Importing Prefect's settings takes ~1 s here."""
     from prefect.settings import get_current_settings
 
-    return os.environ.get("PREFECT_API_URL") or get_current_settings().api.url
+    return os.environ.get("PREFECT_API_URL") or get_current_settings().api.url or ""
+
+
+def _prefect_dir() -> Path:
+    """Prefect's package directory, found without importing it (~1 s here)."""
+    spec = importlib.util.find_spec("prefect")
+    if spec is None or spec.origin is None:
+        raise OrchestratorError("Prefect is not installed in this environment; reinstall autodata")
+    return Path(spec.origin).parent
+
+
+def _prefect_version() -> str:
+    """The installed Prefect's version, without importing it."""
+    from importlib.metadata import version
+
+    return version("prefect")
 
 
 def _startup_timeout() -> float:

@@ -62,6 +62,7 @@ class StopOnSignal:
         self.signum: int | None = None
         self._line, self._say, self._grace_s = line, say, grace_s
         self._cleanups: list[Callable[[], object]] = []
+        self._prerequisites: list[Callable[[], object]] = []
         self._previous: dict[int, Any] = {}
         self._cancel: Callable[[], None] | None = None
         self._said = threading.Event()
@@ -72,10 +73,22 @@ class StopOnSignal:
         """Run ``cleanup`` before the process ends itself (not on the normal way out)."""
         self._cleanups.append(cleanup)
 
+    def before_run(self, prerequisite: Callable[[], object]) -> None:
+        """Have the first :meth:`run` call ``prerequisite`` (in this thread, where a signal still
+        stops it) before its loop starts: what the loop needs but the code before it does not,
+        such as the Prefect API whose server started beside the command's own start-up."""
+        self._prerequisites.append(prerequisite)
+
     def run(self, main: Coroutine[Any, Any, T]) -> T:
         """``asyncio.run(main)`` in a worker thread (in this thread's context, so Prefect's
-        settings carry over); the first signal cancels ``main``. Returns its result or raises
-        what it raised."""
+        settings carry over), after the prerequisites (:meth:`before_run`); the first signal
+        cancels ``main``. Returns its result or raises what it raised."""
+        try:
+            while self._prerequisites:
+                self._prerequisites.pop(0)()
+        except BaseException:
+            main.close()  # never awaited: no "coroutine was never awaited" warning
+            raise
         requested, running = threading.Event(), list[tuple[asyncio.AbstractEventLoop, Any]]()
 
         def cancel() -> None:

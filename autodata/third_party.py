@@ -31,6 +31,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -161,7 +162,7 @@ def _disk_error(exc: OSError, problem: str) -> StorageError:
 def full_prefect_database() -> Path | None:
     """Prefect's SQLite database file when the disk it is on is (nearly) full, else None (not
     full, not SQLite, or no such file)."""
-    database = _prefect_database()
+    database = prefect_database()
     if database is None or not database.parent.is_dir():
         return None
     try:
@@ -171,11 +172,12 @@ def full_prefect_database() -> Path | None:
     return database if free < _NEARLY_FULL else None
 
 
-def _prefect_database() -> Path | None:
-    """Where Prefect's server keeps its database, from the environment (as Prefect reads it)."""
-    url = next((os.environ[k] for k in _DATABASE_ENV if os.environ.get(k)), None)
+def prefect_database(environ: Mapping[str, str] = os.environ) -> Path | None:
+    """Where Prefect's server keeps its SQLite database, from the environment (as Prefect reads
+    it); None for a database that is not a SQLite file."""
+    url = next((environ[k] for k in _DATABASE_ENV if environ.get(k)), None)
     if url is None:
-        home = Path(os.environ.get("PREFECT_HOME") or "~/.prefect").expanduser()
+        home = Path(environ.get("PREFECT_HOME") or "~/.prefect").expanduser()
         return home / "prefect.db"
     parts = urlsplit(url)
     if not parts.scheme.startswith("sqlite") or parts.path in ("", "/", "/:memory:"):
