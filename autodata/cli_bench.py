@@ -186,3 +186,13 @@ def quality(
         result = bench.run(settings, opts, Reporter(console, quiet))
         console.print(f"the run's project: {result['workdir']} (read again with --from-run)")
     _finish("quality", result, bench.rows(result), out)
+
+
+@bench_app.command()
+def process(quick: QuickOpt = False, out: OutOpt = None) -> None:
+    """Whole process: `autodata run` of ~1,000 requests vs a bare asyncio client; Prefect's start."""
+    _modules()
+    from benchmarks import process as bench
+
+    result = bench.run(bench.Options.quick() if quick else bench.Options())
+    _finish("process", result, bench.rows(result), out)

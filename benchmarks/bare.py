@@ -78,3 +78,19 @@ def replay(base_url: str, bodies: Sequence[dict[str, Any]], concurrency: int, ki
     usage = [r.get("usage") or {} for r in replies]
     return BareStats(kind, wall, cpu, len(replies), sum(u.get("prompt_tokens", 0) for u in usage),
                      sum(u.get("completion_tokens", 0) for u in usage))  # fmt: skip
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m benchmarks.bare BASE_URL CALLS CONCURRENCY [aiohttp|httpx]``: a whole bare
+    process (interpreter, imports, the replay), what ``benchmarks/process.py`` times."""
+    import sys
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    base_url, calls, k = args[0], int(args[1]), int(args[2])
+    kind: Kind = "httpx" if args[3:] == ["httpx"] else "aiohttp"
+    stats = replay(base_url, [judge_like_body(i) for i in range(calls)], k, kind)
+    print(json.dumps(stats.__dict__))
+
+
+if __name__ == "__main__":
+    main()

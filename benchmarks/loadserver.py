@@ -11,7 +11,9 @@ requests wait at once), by a role-correct responder:
   the challenger's instructions, and a scripted analyzer and editor (meta-optimization);
 - ``ok``: the text "yes" (bare-client reference runs).
 
-``GET /stats`` returns the server's own request count and CPU seconds.
+``GET /stats`` returns the server's own request count and CPU seconds, and the clock
+(``time.monotonic``, the same in every process) of its first chat request's arrival and of its
+last reply.
 
     python -m benchmarks.loadserver --mode loop --latency 0.2   # prints "PORT <n>", serves
 """
@@ -120,6 +122,9 @@ class LoadServer:
                 "connections": self.connections,
                 "cpu_s": time.process_time(),
                 "now": time.monotonic(),
+                "chat_requests": len(self.spans),  # answered so far
+                "first_arrival": min((a for a, _ in self.spans), default=None),
+                "last_reply": max((b for _, b in self.spans), default=None),
             }
             return WireResponse(200, json.dumps(stats).encode())
         if method == "GET" and path == "/in-flight":
@@ -205,8 +210,9 @@ class LoadServerProcess:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    def stats(self) -> dict[str, float]:
-        """The server's request count, CPU seconds and clock (``time.monotonic``) now."""
+    def stats(self) -> dict[str, Any]:
+        """The server's request count, CPU seconds and clock (``time.monotonic``) now; chat
+        requests answered, the first one's arrival and the last reply (None before any)."""
         import httpx
 
         return dict(httpx.get(f"http://127.0.0.1:{self.port}/stats", timeout=10).json())
