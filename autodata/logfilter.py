@@ -32,9 +32,19 @@ class ExpectedFailure(logging.Filter):
 
     def __init__(self) -> None:
         super().__init__()
-        names = "|".join(sorted(_names(errors.AutodataError)))
-        self._mention = re.compile(rf"(exception: |\b)({names})\b[:(]")
+        self._known: set[str] = set()
+        self._pattern = re.compile("(?!)")
         self._libraries: set[str] = set()  # names of the library exceptions dropped so far
+
+    def _mention(self, message: str) -> bool:
+        """Whether ``message`` names one of our errors. Their classes are read when a record
+        comes, not at install: the filter is installed before the flows (and the error classes
+        their modules define) are imported, while Prefect's server starts."""
+        names = _names(errors.AutodataError)
+        if names != self._known:
+            self._known = names
+            self._pattern = re.compile(rf"(exception: |\b)({'|'.join(sorted(names))})\b[:(]")
+        return self._pattern.search(message) is not None
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.WARNING and record.name.split(".")[0] in _CHATTY:
@@ -47,7 +57,7 @@ class ExpectedFailure(logging.Filter):
             return False
         message = record.getMessage()
         if record.levelno >= logging.ERROR and (
-            self._mention.search(message) or self._names_library_error(message)
+            self._mention(message) or self._names_library_error(message)
         ):
             return False
         return not (record.name == "EventsWorker" and _EXIT_NOISE in message)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 import os
 import sqlite3
 import sys
@@ -19,6 +20,8 @@ from conftest import make_settings
 
 from autodata import prefect_api, prefect_db
 from autodata.cli_guard import guarded
+from autodata.errors import AutodataError
+from autodata.logfilter import ExpectedFailure
 from autodata.stopping import StopOnSignal
 
 FAKE = Path(__file__).with_name("fake_prefect_server.py")
@@ -161,3 +164,16 @@ def test_a_server_that_cannot_start_is_one_error_and_no_flow_runs(
         with guarded(settings, flows=True) as stop:
             stop.run(flow())
     assert ran == []
+
+
+def test_the_log_filter_knows_errors_defined_after_it_was_installed() -> None:
+    """guarded() installs it before the flows are imported (the server starts meanwhile); an
+    error class their modules define later is still one Prefect must not repeat."""
+    quiet = ExpectedFailure()
+
+    class DefinedLater(AutodataError):
+        pass
+
+    message = "Finished in state Failed('Flow run encountered an exception: DefinedLater: no')"
+    record = logging.LogRecord("prefect.flow_runs", logging.ERROR, __file__, 1, message, None, None)
+    assert quiet.filter(record) is False
