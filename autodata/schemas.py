@@ -89,7 +89,9 @@ JUDGMENTS = _schema(
         "judge_model": pl.String,  # "exact-match" in verifiable mode
         "prompt_hash": pl.String,  # the judge's prompts (null in verifiable mode: no prompt)
         "call_status": pl.String,  # ok | truncated (the answer was cut) | infra_error
-        "finish_reasons": pl.List(pl.String),  # one per criterion call
+        "finish_reasons": pl.List(
+            pl.String
+        ),  # one per judge call (per_answer: one; per_criterion: one a criterion)
         "extracted": pl.String,  # verifiable mode: the final answer the rollout states (null: none)
     }
 )
@@ -141,6 +143,7 @@ EVIDENCE: dict[str, Any] = {
     "fresh_strong_mean": pl.Float64,
     "fresh_gap": pl.Float64,
     "fresh_flag": pl.Boolean,  # fresh_gap < gate.fresh_min_gap
+    "null_criteria_met": pl.Int64,  # criteria the judge said the non-answer meets (null: ungraded)
 }
 
 ROUNDS = _schema(

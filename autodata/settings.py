@@ -124,7 +124,7 @@ class RoleModel(_Section):
 
     @model_validator(mode="after")
     def _thinking_budget(self) -> RoleModel:
-        # A reasoning model thinks before it answers: 4 tokens (the judge's default) end
+        # A reasoning model thinks before it answers: a few hundred tokens (a judge's reply) end
         # inside the think block. Unless max_tokens was set, give thinking room.
         if self.thinking == "on" and "max_tokens" not in self.model_fields_set:
             object.__setattr__(self, "max_tokens", max(self.max_tokens, THINKING_MAX_TOKENS))
@@ -139,10 +139,10 @@ class RoleModel(_Section):
 
 class Models(_Section):
     challenger: RoleModel = RoleModel(temperature=0.3, max_tokens=768, timeout_s=600)
-    verifier: RoleModel = RoleModel(temperature=0.0, max_tokens=128)
+    verifier: RoleModel = RoleModel(temperature=0.0, max_tokens=256)
     weak: RoleModel = RoleModel(temperature=0.7, max_tokens=256, timeout_s=300)
     strong: RoleModel = RoleModel(temperature=0.7, max_tokens=256, privileged=True, timeout_s=300)
-    judge: RoleModel = RoleModel(temperature=0.0, max_tokens=4)
+    judge: RoleModel = RoleModel(temperature=0.0, max_tokens=512, timeout_s=600)  # per_answer JSON
     analyzer: RoleModel = RoleModel(temperature=0.3, max_tokens=512, timeout_s=600)
     editor: RoleModel = RoleModel(temperature=0.7, max_tokens=768, timeout_s=600)
 
@@ -275,6 +275,14 @@ class Loop(_Section):
     max_infra_retries: int = Field(2, ge=0, le=20, description="extra rounds for infra errors")
     mode: Literal["rubric", "verifiable"] = "rubric"
     non_answer: str = "I don't know."
+    judge_protocol: Literal["per_answer", "per_criterion"] = Field(
+        "per_answer", description="per_answer: one call per answer, a reason then a verdict per "
+        "criterion (schema-guided); per_criterion: one yes/no call per criterion, P(yes) from logprobs",
+    )  # fmt: skip
+    judge_reference: bool = Field(
+        False, description="per_answer judge: also show it the reference answer to check values "
+        "against (reference-guided grading)",
+    )  # fmt: skip
     anchor_min_agreement: float = Field(
         0.0, ge=0, le=1, description="judge drift: stop the run when the judge agrees with fewer "
         "than this share of the anchor verdicts (0: off, no anchor is graded)",
@@ -283,6 +291,15 @@ class Loop(_Section):
         None,
         description="judge drift: a JSON-lines anchor set (null: autodata/anchors/judge.jsonl)",
     )
+
+    @model_validator(mode="after")
+    def _reference_needs_per_answer(self) -> Loop:
+        if self.judge_reference and self.judge_protocol != "per_answer":
+            raise ValueError(
+                "loop.judge_reference needs loop.judge_protocol: per_answer (the one-word "
+                "per_criterion judge has no room for it); set one of them"
+            )
+        return self
 
 
 class Ingest(_Section):
@@ -327,7 +344,7 @@ class Vllm(_Section):
     python: Path = Path(".venv-vllm/bin/python")
     host: str = "127.0.0.1"
     port: int = Field(0, ge=0, le=65535, description="0 = pick a free port")
-    max_model_len: int = 2048
+    max_model_len: int = 4096
     startup_timeout_s: float = 300.0
     kv_cache_gib: int = Field(1, ge=1)
     extra_args: list[str] = Field(default_factory=lambda: ["--enforce-eager"])

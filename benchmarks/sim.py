@@ -17,7 +17,7 @@ from typing import Any
 
 from autodata.settings import Gate
 from autodata.testing.replies import Reply
-from autodata.testing.roles import RUBRIC, LoopScript, role_of, user_text
+from autodata.testing.roles import RUBRIC, LoopScript, judge_reply, role_of, user_text
 
 _TAG = re.compile(r"case ([0-9a-f]{8})")
 _CRITERION = re.compile(r"Criterion: (.+)")
@@ -65,17 +65,14 @@ class SimScript(LoopScript):
             return super().__call__(body)
         return self._sim_judge(body)
 
-    def _sim_judge(self, body: dict[str, Any]) -> Reply:
-        text = user_text(body)
-        answer = text.split("<answer>", 1)[1].split("</answer>", 1)[0]
-        criterion = _CRITERION.search(text)
-        index = _NAMES.index(criterion.group(1).strip()) if criterion else 0
-        tag = tag_of(text) or ""
+    def _sim_judge(self, body: dict[str, Any]) -> Reply | dict[str, Any]:
+        tag = tag_of(user_text(body)) or ""
         p_weak, p_strong = hidden_probs(tag, self.sim_seed)
-        if "WEAK-ANSWER" in answer or "STRONG-ANSWER" in answer:
-            p = p_weak if "WEAK-ANSWER" in answer else p_strong
-            met = unit(self.sim_seed, tag, answer, index) < p
-        else:
-            met = "I don't know" not in answer  # reference met, non-answer not: a reliable judge
-        tops = [{"yes": -0.05, "no": -3.0}] if met else [{"no": -0.05, "yes": -3.0}]
-        return Reply(text="yes" if met else "no", logprobs=tops)
+
+        def met(answer: str, index: int) -> bool:
+            if "WEAK-ANSWER" in answer or "STRONG-ANSWER" in answer:
+                p = p_weak if "WEAK-ANSWER" in answer else p_strong
+                return unit(self.sim_seed, tag, answer, index) < p
+            return "I don't know" not in answer  # reference met, non-answer not: a reliable judge
+
+        return judge_reply(body, met)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from autodata.testing.replies import Reply
-from autodata.testing.roles import challenger_item, role_of, user_text
+from autodata.testing.roles import challenger_item, judge_reply, role_of, user_text
 from benchmarks.sim import SimScript, hidden_probs, tag_of, unit
 
 GOOD = {
@@ -127,20 +127,18 @@ class OptimizeScript(SimScript):
         item["question"] += f" [rules {'+'.join(rules_in(text)) or 'none'}]"
         return item
 
-    def _judge_item(self, body: dict[str, Any]) -> Reply:
+    def _judge_item(self, body: dict[str, Any]) -> Reply | dict[str, Any]:
         text = user_text(body)
-        answer = text.split("<answer>", 1)[1].split("</answer>", 1)[0]
-        found = re.findall(r"^Criterion: (.+)$", text, flags=re.MULTILINE)
-        index = _criterion_index(found[-1].strip() if found else "")
         tag, match = tag_of(text) or "", _RULES.search(text)
         rules = [r for r in match.group(1).split("+") if r != "none"] if match else []
-        if "WEAK-ANSWER" in answer or "STRONG-ANSWER" in answer:
-            role = "weak" if "WEAK-ANSWER" in answer else "strong"
-            met = unit(self.sim_seed, tag, answer, index) < criterion_probs(tag, rules, role, self.sim_seed)[index]  # fmt: skip
-        else:
-            met = "I don't know" not in answer  # a reliable judge
-        tops = [{"yes": -0.05, "no": -3.0}] if met else [{"no": -0.05, "yes": -3.0}]
-        return Reply(text="yes" if met else "no", logprobs=tops)
+
+        def met(answer: str, index: int) -> bool:
+            if "WEAK-ANSWER" in answer or "STRONG-ANSWER" in answer:
+                role = "weak" if "WEAK-ANSWER" in answer else "strong"
+                return unit(self.sim_seed, tag, answer, index) < criterion_probs(tag, rules, role, self.sim_seed)[index]  # fmt: skip
+            return "I don't know" not in answer  # a reliable judge
+
+        return judge_reply(body, met)
 
 
 def role_with_optimizer(body: dict[str, Any]) -> str:

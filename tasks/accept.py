@@ -33,6 +33,7 @@ from autodata.io import write_json, write_parquet
 from autodata.settings import Gate, Paths, Rollouts, Settings
 from autodata.stagefile import read_or_empty
 from tasks import gate_sequential
+from tasks.controls import DIGITS, control_failure, control_gap
 from tasks.evidence import fresh_summary, row_evidence
 from tasks.verifiable import votes
 
@@ -59,9 +60,6 @@ class Rules:
                       rollouts=self.rollouts)  # fmt: skip
 
 
-DIGITS = 9  # scores are rounded so that 0.85 - 0.65 compares as 0.2, not 0.19999999999999996
-
-
 def summarize(judgments: pl.DataFrame) -> dict[str, dict[str, Any]]:
     """Per candidate and role (solvers, controls, fresh re-scoring): mean, max, min, infra flags,
     and every graded score and stated answer in rollout order (``<role>_scores``/``_answers``)."""
@@ -71,6 +69,7 @@ def summarize(judgments: pl.DataFrame) -> dict[str, dict[str, Any]]:
     groups = judgments.sort("rollout").group_by("candidate_id", "role").agg(
         infra=(~ok).any(), truncated=cut.any(), n_ok=ok.sum(), mean=score.mean(), max=score.max(), min=score.min(),
         p=p_score.mean(), p_missing=p_score.null_count() > 0, scores=score, answers=pl.col("extracted").filter(ok),
+        met=pl.col("criterion_met").filter(ok).first(),
     )  # fmt: skip
     out: dict[str, dict[str, Any]] = {}
     for g in groups.iter_rows(named=True):
@@ -83,21 +82,9 @@ def summarize(judgments: pl.DataFrame) -> dict[str, dict[str, Any]]:
             stats[f"{role}_min"] = round(g["min"], DIGITS)
             stats[f"{role}_p"] = None if g["p_missing"] else g["p"]
             stats[f"{role}_scores"], stats[f"{role}_answers"] = g["scores"], g["answers"]
+            if role.startswith("control_"):  # one graded answer each: its per-criterion verdicts
+                stats[f"{role}_met"] = g["met"]
     return out
-
-
-def control_gap(stats: dict[str, Any]) -> float | None:
-    """How far the judge separates the reference answer from a non-answer (None: not graded).
-
-    The hard-verdict gap is what the gates use, so it always counts; where the server gave
-    logprobs, the P(yes) gap must also clear the margin (the smaller of the two is returned).
-    """
-    if "control_ref_mean" not in stats or "control_null_mean" not in stats:
-        return None
-    gaps = [stats["control_ref_mean"] - stats["control_null_mean"]]
-    if stats.get("control_ref_p") is not None and stats.get("control_null_p") is not None:
-        gaps.append(stats["control_ref_p"] - stats["control_null_p"])
-    return round(min(gaps), DIGITS)
 
 
 TRUNCATED = (
@@ -118,13 +105,8 @@ def _weak_decision(
         or "weak_mean" not in s
     ):
         return "infra_error", "a weak-solver or judge call failed; retried in a later round"
-    if not verifiable:
-        gap = control_gap(s)
-        if gap is None or gap < gate.control_margin:
-            return (
-                "judge_unreliable",
-                f"judge control gap {gap} < margin {gate.control_margin}: it cannot tell the reference answer from a non-answer",
-            )
+    if not verifiable and (failure := control_failure(s, gate.control_margin)):
+        return "judge_unreliable", failure
     if verifiable:
         right = s["weak_right"]
         return (

@@ -127,6 +127,22 @@ def _n_words(text: str) -> int:
     return len(_CJK_CHAR.findall(text)) + len(_CJK_CHAR.sub(" ", text).split())
 
 
+RESTATE_WORDS = 12  # a run this long shared with the reference answer is a copied sentence
+
+
+def restating_criterion(criteria: list[str], answer: str) -> int | None:
+    """The 1-based criterion that restates the reference answer ``answer`` (all normalised text),
+    or None: one holding the whole answer (of 4+ words), or a run of :data:`RESTATE_WORDS`
+    consecutive words of it. The judge sees the rubric but must never see the reference."""
+    words = answer.split()
+    runs = {" ".join(words[i : i + RESTATE_WORDS]) for i in range(len(words) - RESTATE_WORDS + 1)}
+    for i, criterion in enumerate(criteria, 1):
+        padded = f" {criterion} "
+        if (len(words) >= 4 and f" {answer} " in padded) or any(f" {r} " in padded for r in runs):
+            return i
+    return None
+
+
 def static_quality(item: ChallengeOut) -> str | None:
     """Code checks before any LLM verdict. Returns the rejection reason, or None.
 
@@ -142,6 +158,8 @@ def static_quality(item: ChallengeOut) -> str | None:
     criteria = [_norm(c.criterion) for c in item.rubric]
     if len(set(criteria)) < len(criteria):
         return "malformed rubric: duplicate criteria"
+    if (restating := restating_criterion(criteria, answer)) is not None:
+        return f"rubric leak: criterion {restating} restates the reference answer (the judge sees the rubric)"
     if question == answer:
         return "malformed item: the answer repeats the question"
     return None

@@ -32,7 +32,12 @@ def row_evidence(reference: str, stats: dict[str, Any], gate: Gate, *, mode: str
         out |= {k: voted[k] for k in ("answer_key", "weak_vote", "strong_vote")}
     else:
         out |= {"answer_key": None, "weak_vote": None, "strong_vote": None}
-    return out | fresh(stats, gate)
+    null_met = stats.get("control_null_met")
+    return (
+        out
+        | fresh(stats, gate)
+        | {"null_criteria_met": None if null_met is None else sum(null_met)}
+    )
 
 
 def fresh(stats: dict[str, Any], gate: Gate) -> dict[str, Any]:

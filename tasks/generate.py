@@ -102,7 +102,8 @@ def round_keys(
     def role(name: str) -> list[Any]:
         return [name, recipe["models"][name], hashes[name]]
 
-    grader = "exact-match" if verifiable else role("judge")
+    judging = [settings.loop.judge_protocol, settings.loop.judge_reference]  # how it is asked
+    grader = "exact-match" if verifiable else [*role("judge"), *judging]
     keys = {"challenges": _digest([previous, round_no, work_key(open_now), role("challenger"), role("verifier")])}  # fmt: skip
     keys["weak_rollouts"] = _digest([keys["challenges"], role("weak"), recipe["rollouts"]])
     keys["weak_judgments"] = _digest([keys["weak_rollouts"], grader, recipe["loop"]["mode"], settings.loop.non_answer])  # fmt: skip
@@ -169,6 +170,8 @@ def cast(settings: Settings, clients: Mapping[str, ChatClient]) -> Cast:
             settings.loop.non_answer,
             rules.verifiable,
             rules.gate.answer_tolerance,
+            settings.loop.judge_protocol,
+            settings.loop.judge_reference,
         ),
         rules,
     )

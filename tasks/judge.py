@@ -1,6 +1,12 @@
-"""Stage: judge. Per rubric criterion, a yes/no verdict on each answer; the score is computed in
+"""Stage: judge. A yes/no verdict per rubric criterion on each answer; the score is computed in
 code (Σ weight·met / Σ weight), never taken from the model. The judge never sees the reference
-answer. Controls: on every candidate it also grades the reference answer (should be met) and a
+answer.
+
+Two protocols (``loop.judge_protocol``): ``per_answer`` (default) asks once per answer for a
+schema-guided verdict on every criterion, each after a one-sentence reason — room for a small
+model to reason, a verdict always present, one call instead of one per criterion;
+``per_criterion`` asks one one-word question per criterion and reads P(yes) from the first
+token's logprobs (RULERS-style probability scores, where the server gives logprobs). Controls: on every candidate it also grades the reference answer (should be met) and a
 non-answer (should not) — ``accept`` uses them to detect a judge that cannot tell them apart.
 
 Verifiable mode (DESIGN §1) grades without a model: a rollout scores 1 when the final answer it
@@ -12,16 +18,18 @@ Input: rollouts + challenges. Output: ``schemas.JUDGMENTS``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel, Field, create_model
 
 from autodata import prompts, schemas
 from autodata.aio import map_bounded, window_for
@@ -33,6 +41,7 @@ from autodata.stagefile import persisted
 from tasks.verifiable import equivalent, extract, reference_answer
 
 TOP_LOGPROBS = 5
+Protocol = Literal["per_answer", "per_criterion"]
 _YES = re.compile(r"\W*yes\b", re.IGNORECASE)  # "Yes", "**yes**", " yes." — not "Yesterday"
 
 
@@ -72,12 +81,88 @@ def weighted(values: list[float], weights: list[int]) -> float:
     return sum(w * v for w, v in zip(weights, values, strict=True)) / sum(weights)
 
 
+class Verdict(BaseModel):
+    """One criterion's verdict in the per-answer protocol; the reason comes first, so the verdict
+    is written after it (bounded so guided decoding terminates)."""
+
+    reason: str = Field(max_length=300)
+    verdict: Literal["yes", "no"]
+
+
+@functools.cache
+def rubric_model(count: int) -> type[BaseModel]:
+    """The reply schema for a rubric of ``count`` criteria: ``criterion_1`` … ``criterion_<count>``,
+    each a :class:`Verdict` (fixed keys, in order: a small model cannot skip or merge one)."""
+    fields: dict[str, Any] = {f"criterion_{i}": (Verdict, ...) for i in range(1, count + 1)}
+    return create_model("RubricVerdicts", **fields)
+
+
+def rubric_request(
+    item: dict, answer: str, spec: RoleModel, reference: bool = False
+) -> ChatRequest:
+    """One call grading ``answer`` on every criterion of ``item``'s rubric; ``reference``
+    (``loop.judge_reference``) also shows the judge the reference answer to check values against."""
+    rubric = item["rubric"]
+    criteria = "\n".join(f"{i}. {prompts.fence(c['criterion'])}" for i, c in enumerate(rubric, 1))
+    shown = prompts.render(
+        "judge_reference", reference_answer=prompts.fence(item["reference_answer"])
+    )
+    user = prompts.render(
+        "judge_rubric_user",
+        context=prompts.fence(item["context"]),
+        question=prompts.fence(item["question"]),
+        reference=shown if reference else "",
+        answer=prompts.fence(answer),
+        criteria=criteria,
+        count=str(len(rubric)),
+    )
+    return ChatRequest.of(
+        prompts.render("judge_rubric_system"),
+        user,
+        temperature=spec.temperature,
+        max_tokens=spec.max_tokens,
+        seed=spec.seed,
+        response_model=rubric_model(len(rubric)),
+    )
+
+
+def rubric_verdicts(result: ChatResult, count: int) -> list[bool]:
+    """The per-criterion verdicts of a per-answer reply, in rubric order."""
+    parsed = result.parsed[0]
+    return [getattr(parsed, f"criterion_{i}").verdict == "yes" for i in range(1, count + 1)]
+
+
 FAILED: dict[str, Any] = {"criterion_met": [], "criterion_p_yes": [], "score": None, "p_score": None,
           "finish_reasons": [], "extracted": None}  # fmt: skip
 
 
-async def grade(item: dict, answer: str, client: ChatClient, spec: RoleModel) -> dict:
-    """All criteria of one answer → judgment columns (status infra_error if any call failed).
+def _columns(
+    met: list[bool], p_yes: list[float | None], weights: list[int], finish: list[str]
+) -> dict:
+    p_score = weighted([p for p in p_yes if p is not None], weights) if None not in p_yes else None
+    return {"criterion_met": met, "criterion_p_yes": p_yes, "score": weighted([float(m) for m in met], weights),
+            "p_score": p_score, "call_status": "ok", "finish_reasons": finish, "extracted": None}  # fmt: skip
+
+
+async def grade(
+    item: dict, answer: str, client: ChatClient, spec: RoleModel, protocol: Protocol = "per_answer",
+    reference: bool = False,
+) -> dict:  # fmt: skip
+    """All criteria of one answer → judgment columns (status infra_error if a call failed);
+    ``reference``: the per-answer judge also sees the reference answer."""
+    if protocol == "per_criterion":
+        return await grade_per_criterion(item, answer, client, spec)
+    weights = [c["weight"] for c in item["rubric"]]
+    try:
+        result = await client.chat(rubric_request(item, answer, spec, reference))
+    except CallError:  # a reply cut at max_tokens or never valid JSON: no verdict to read
+        return FAILED | {"call_status": "infra_error"}
+    met = rubric_verdicts(result, len(weights))
+    return _columns(met, [None] * len(met), weights, result.finish_reasons[:1])
+
+
+async def grade_per_criterion(item: dict, answer: str, client: ChatClient, spec: RoleModel) -> dict:
+    """One call per criterion of one answer → judgment columns.
 
     A verdict is read from the start of the reply, so a reply cut after its first words still
     counts; one that was all reasoning fails in the client (``CallError`` kind ``truncated``).
@@ -90,13 +175,9 @@ async def grade(item: dict, answer: str, client: ChatClient, spec: RoleModel) ->
     except CallError:
         return FAILED | {"call_status": "infra_error"}
     verdicts = [verdict(r) for r in results]
-    met = [m for m, _ in verdicts]
-    p_yes = [p for _, p in verdicts]
+    finish = [r.finish_reasons[0] for r in results]
     weights = [c["weight"] for c in rubric]
-    p_score = weighted([p for p in p_yes if p is not None], weights) if None not in p_yes else None
-    return {"criterion_met": met, "criterion_p_yes": p_yes, "score": weighted([float(m) for m in met], weights),
-            "p_score": p_score, "call_status": "ok", "finish_reasons": [r.finish_reasons[0] for r in results],
-            "extracted": None}  # fmt: skip
+    return _columns([m for m, _ in verdicts], [p for _, p in verdicts], weights, finish)
 
 
 def _answers(
@@ -124,8 +205,10 @@ async def judge(
     controls: bool,
     non_answer: str = "I don't know.",
     on_done: Callable[[], None] | None = None,
+    protocol: Protocol = "per_answer",
+    reference: bool = False,
 ) -> pl.DataFrame:
-    """Grade every rollout (and, if ``controls``, both controls per item) criterion by criterion;
+    """Grade every rollout (and, if ``controls``, both controls per item) under ``protocol``;
     each row records the judge's model and prompts' hash."""
     prompt_hash = prompts.role_hashes()["judge"]
 
@@ -141,7 +224,7 @@ async def judge(
         if answer is None:
             cols = FAILED | {"call_status": failed_status}
         else:
-            cols = await grade(item, answer, client, spec)
+            cols = await grade(item, answer, client, spec, protocol, reference)
         if on_done:
             on_done()
         return key | cols
@@ -164,6 +247,8 @@ class Grader:
     non_answer: str
     verifiable: bool = False
     tolerance: float = 0.0  # verifiable: relative tolerance of numbers (gate.answer_tolerance)
+    protocol: Protocol = "per_answer"  # loop.judge_protocol
+    reference: bool = False  # loop.judge_reference
 
 
 @task(name="judge", cache_policy=NO_CACHE)
@@ -198,6 +283,8 @@ async def judge_task(
                 controls=controls,
                 non_answer=grader.non_answer,
                 on_done=done,
+                protocol=grader.protocol,
+                reference=grader.reference,
             ),
         )
 

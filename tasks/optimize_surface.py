@@ -32,7 +32,8 @@ TEXT_TARGETS = ("challenger_system", "challenger_user", "challenger_example_user
                 "challenger_example_assistant", "feedback", "verifier_system", "verifier_user")  # fmt: skip
 SAMPLING_TARGETS = ("challenger.temperature", "challenger.top_p", "challenger.max_tokens")
 TARGETS = (*TEXT_TARGETS, *SAMPLING_TARGETS)
-MEASUREMENT_TEMPLATES = ("solver_system", "solver_user", "solver_source", "judge_system", "judge_user")  # fmt: skip
+MEASUREMENT_TEMPLATES = ("solver_system", "solver_user", "solver_source", "judge_system", "judge_user",
+                         "judge_rubric_system", "judge_rubric_user", "judge_reference")  # fmt: skip
 _MEASURED_PREFIXES = ("gate", "rollouts", "loop", "weak", "strong", "judge", "controls")
 _MODEL_KEYS = ("model", "backend", "base_url")
 Surface = dict[str, Any]

@@ -33,6 +33,7 @@ ROW_FLAGS: dict[str, str] = {
     "ok_weak_nonzero": "rubric, fixed gate: weak_min > 0 when gate.forbid_zero_weak",
     "ok_strong_nonzero": "rubric, fixed gate: strong_min > 0 when gate.forbid_zero_strong",
     "ok_control_margin": "rubric: control_gap >= gate.control_margin",
+    "ok_null_control": "rubric: the judge said the non-answer meets no criterion",
     "ok_gap_consistent": "gap == strong_mean - weak_mean (within 1e-9)",
     "ok_sequential": "sequential gate: prob_zone >= gate.confidence",
     "ok_votes": "verifiable: the strong majority answer is the answer key, the weak one is not",
@@ -83,6 +84,7 @@ def _gate_exprs() -> dict[str, pl.Expr]:
         & (c("strong_mean") < g("strong_mean_max")),
         "ok_min_gap": c("gap") >= g("min_gap") - EPS,
         "ok_control_margin": c("control_gap") >= g("control_margin") - EPS,
+        "ok_null_control": c("null_criteria_met") == 0,
     }
     single = {
         "ok_weak_max": c("weak_max") <= g("weak_max_max") + EPS,

@@ -33,7 +33,7 @@ STRONG_OK = (
     & (~_g("forbid_zero_strong") | (c("strong_min") > 0))
     & (c("gap") >= _g("min_gap"))
 )
-CONTROL_OK = c("control_gap") >= _g("control_margin")
+CONTROL_OK = (c("control_gap") >= _g("control_margin")) & (c("null_criteria_met") == 0)
 
 # What each decision claims about the row's figures (null figures count as "not satisfied").
 RULES = {

@@ -23,9 +23,9 @@ ROLE_TEMPLATES: dict[str, tuple[str, ...]] = {
     "verifier": ("verifier_system", "verifier_user"),
     "weak": SOLVER,  # both solvers render the same templates (a privileged one adds the source)
     "strong": SOLVER,
-    "judge": ("judge_system", "judge_user"),
+    "judge": ("judge_system", "judge_user", "judge_rubric_system", "judge_rubric_user", "judge_reference"),
 }  # fmt: skip
-_TAG = re.compile(r"<\s*/?\s*(source|context|question|answer|item)\s*>", re.IGNORECASE)
+_TAG = re.compile(r"<\s*/?\s*(source|context|question|answer|item|reference)\s*>", re.IGNORECASE)
 
 
 def packaged_text(name: str) -> str:

@@ -28,7 +28,7 @@ from email.utils import formatdate
 from typing import Any
 
 from autodata.testing.replies import Reply, as_reply
-from autodata.testing.roles import role_of, user_text
+from autodata.testing.roles import LoopScript, judge_reply, role_of
 
 THOUGHT = (
     "<think>\nThe user wants an answer. Let me check the facts first and then reply.\n</think>\n\n"
@@ -98,10 +98,15 @@ class RealServer:
 
     def _judge_sees_conclusion(self, body: dict[str, Any]) -> Reply:
         """The judge of ``chatty``: a weak answer with its conclusion meets every criterion."""
-        answer = user_text(body).split("<answer>", 1)[1].split("</answer>", 1)[0]
-        if "WEAK-ANSWER" in answer and CONCLUSION in answer:
-            return Reply(text="yes", logprobs=[{"yes": -0.05, "no": -3.0}])
-        return as_reply(self.base(body))
+        script = self.base if isinstance(self.base, LoopScript) else LoopScript()
+        return as_reply(
+            judge_reply(
+                body,
+                lambda answer, i: (
+                    ("WEAK-ANSWER" in answer and CONCLUSION in answer) or script.met(answer, i)
+                ),
+            )
+        )
 
     def _cut_json(self, reply: Reply, body: dict[str, Any], _: str) -> Reply:
         if not body.get("response_format"):

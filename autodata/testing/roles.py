@@ -29,6 +29,8 @@ def role_of(body: dict[str, Any]) -> str:
         return "challenger"
     if schema == "VerifierOut":
         return "verifier"
+    if schema == "RubricVerdicts":
+        return "judge"
     text = "\n".join(m.get("content") or "" for m in body.get("messages", []))
     if "Criterion:" in text and "<answer>" in text:
         return "judge"
@@ -66,21 +68,33 @@ class LoopScript:
             return f"{role.upper()}-ANSWER seed={body.get('seed')}: the conclusion follows from the rule."
         return self._judge(body)
 
-    def _judge(self, body: dict[str, Any]) -> Reply:
-        text = user_text(body)
-        answer = text.split("<answer>", 1)[1].split("</answer>", 1)[0]
-        index = _criterion_index(text)
+    def met(self, answer: str, index: int) -> bool:
+        """Whether the scripted judge says ``answer`` meets criterion ``index``."""
         if "WEAK-ANSWER" in answer:
-            met = self.weak_met[index]
-        elif "STRONG-ANSWER" in answer:
-            met = self.strong_met[index]
-        elif "I don't know" in answer:
-            met = self.null_met
-        else:
-            met = self.reference_met
-        word = "yes" if met else "no"
-        tops = [{"yes": -0.05, "no": -3.0}] if met else [{"no": -0.05, "yes": -3.0}]
-        return Reply(text=word, logprobs=tops if self.logprobs else None)
+            return self.weak_met[index]
+        if "STRONG-ANSWER" in answer:
+            return self.strong_met[index]
+        return self.null_met if "I don't know" in answer else self.reference_met
+
+    def _judge(self, body: dict[str, Any]) -> Reply | dict[str, Any]:
+        return judge_reply(body, self.met, logprobs=self.logprobs)
+
+
+def judge_reply(
+    body: dict[str, Any], met: Callable[[str, int], bool], *, logprobs: bool = True
+) -> Reply | dict[str, Any]:
+    """The judge's reply under either protocol (``loop.judge_protocol``), ``met(answer, i)``
+    saying whether the graded answer meets criterion ``i`` (0-based): per answer, the JSON of a
+    reason and a verdict per criterion; per criterion, one word with first-token logprobs."""
+    text = user_text(body)
+    answer = text.split("<answer>", 1)[1].split("</answer>", 1)[0]
+    if "json_schema" in (body.get("response_format") or {}):
+        count = len(re.findall(r"^\d+\. ", text.rsplit("</answer>", 1)[1], flags=re.MULTILINE))
+        return {f"criterion_{i + 1}": {"reason": "scripted", "verdict": "yes" if met(answer, i) else "no"}
+                for i in range(count)}  # fmt: skip
+    yes = met(answer, _criterion_index(text))
+    tops = [{"yes": -0.05, "no": -3.0}] if yes else [{"no": -0.05, "yes": -3.0}]
+    return Reply(text="yes" if yes else "no", logprobs=tops if logprobs else None)
 
 
 def _criterion_index(judge_prompt: str) -> int:

@@ -113,6 +113,22 @@ class ScriptedServer:
             recorded = list(self.requests)
         return sum(1 for r in recorded if predicate is None or predicate(r))
 
+    def settle(self, quiet_s: float = 0.2, timeout_s: float = 10.0) -> None:
+        """Wait until no connection has been open for ``quiet_s`` (at most ``timeout_s``). A request
+        a client wrote just before it was killed is read and recorded by a handler thread after
+        the client is gone: call this before counting a finished client's requests."""
+        deadline, quiet_since = time.monotonic() + timeout_s, None
+        while (now := time.monotonic()) < deadline:
+            with self._lock:
+                busy = bool(self._conns)
+            if busy:
+                quiet_since = None
+            elif quiet_since is None:
+                quiet_since = now
+            elif now - quiet_since >= quiet_s:
+                return
+            time.sleep(0.01)
+
     def close(self) -> None:
         """Stop serving, drop open connections, interrupt delays and join the server thread."""
         if self._thread is None:

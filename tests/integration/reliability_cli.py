@@ -95,6 +95,7 @@ def run_cli(root: Path, server: ScriptedServer, *args: str, kill_at: str = "", b
         cwd=root, env=full, capture_output=True, text=True, timeout=timeout,
         preexec_fn=(lambda: _limit_files(max_file_bytes)) if max_file_bytes else None,
     )  # fmt: skip
+    server.settle()  # a request written just before a kill is recorded after it: this run's
     return Ran(proc.returncode, proc.stdout, proc.stderr, chat_count(server) - before)
 
 

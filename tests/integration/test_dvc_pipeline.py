@@ -43,11 +43,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 STAGES = ["ingest", "generate", "accept", "validate", "export"]
 N_SOURCES = 6  # data/sources: 6 passages, each accepted in round 1 (conftest's script: gap 0.25)
 # Requests per source, params.yaml defaults: rollouts.weak/strong 3 at selection, then
-# rollouts.fresh 3 new ones per role on the accepted item; the judge grades each of the 3
-# criteria of every answer, and of the two controls (reference, non-answer) at selection only.
-SELECTION, FRESH, CRITERIA, CONTROLS = 3, 3, 3, 2
+# rollouts.fresh 3 new ones per role on the accepted item; the judge grades every answer in one
+# call (loop.judge_protocol per_answer), and the two controls (reference, non-answer) at
+# selection only.
+SELECTION, FRESH, CONTROLS = 3, 3, 2
 SOLVER_CALLS = SELECTION + FRESH
-JUDGE_CALLS = (2 * SELECTION + CONTROLS + 2 * FRESH) * CRITERIA
+JUDGE_CALLS = 2 * SELECTION + CONTROLS + 2 * FRESH
 
 
 # --- fixtures: the scripted server, a Prefect server, the baseline project ------------------

@@ -63,7 +63,7 @@ class TwoRounds(LoopScript):
             return item | {"context": f"{item['context']} (round {body['seed']})"}
         return super().__call__(body)
 
-    def _judge(self, body: dict[str, Any]) -> Reply:
+    def _judge(self, body: dict[str, Any]) -> Reply | dict[str, Any]:
         if "(round 1)" in user_text(body):
             return LoopScript(weak_met=[True, True, True])._judge(body)
         return super()._judge(body)

@@ -42,6 +42,8 @@ def project(root: Path) -> Path:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["loop"].update(max_rounds=1, max_infra_retries=0)
     params["rollouts"].update(weak=2, strong=2)
+    for role in params["models"].values():  # server death, not quality: the 135M starts fastest
+        role["model"] = "embedded:smollm2-135m-instruct"
     params["vllm"]["python"] = str(VLLM_PYTHON)
     params["paths"]["models"] = str(ROOT / ".cache" / "models")
     (root / "params.yaml").write_text(yaml.safe_dump(params))

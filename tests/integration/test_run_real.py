@@ -1,11 +1,13 @@
-"""`autodata run` end to end with the real embedded model on the real managed vLLM CPU server.
+"""`autodata run` end to end with the real embedded models on the real managed vLLM CPU servers.
 
-Two runs of one round each, as subprocesses (the way a user runs it):
-1. every role real, on two short sources: the tables come out with their contracts;
-2. challenger and verifier scripted at the HTTP boundary (the 135M challenger never writes an item
-   that passes the quality verifier, so this is the only way to reach the solvers here), weak,
-   strong and judge real: solving, judging and the judge controls run against the real model,
-   and nothing is accepted.
+Two runs of one round each, as subprocesses (the way a user runs it), on the params.yaml
+defaults (the embedded models it names) with fewer rollouts to stay cheap:
+1. every role real, on one short source: the tables come out with their contracts and every
+   model reply records its ``finish_reason``;
+2. challenger and verifier scripted at the HTTP boundary, so that solving and judging always
+   run whatever the challenger writes: weak, strong and judge real; the judge's controls are
+   graded per criterion (``null_criteria_met``) and every decision agrees with its figures.
+No figure of the models' quality is asserted (that is ``autodata bench quality``'s job).
 Needs ``bash scripts/setup.sh`` first (skipped otherwise).
 """
 
@@ -19,12 +21,13 @@ from pathlib import Path
 import polars as pl
 import pytest
 import yaml
+from gate_rules import inconsistent_rows
 
 from autodata import schemas
-from autodata.testing.roles import LoopScript, request_role_counts
+from autodata.testing.roles import RUBRIC, LoopScript, request_role_counts
 from autodata.testing.scripted_server import ScriptedServer
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]  # a real round on 2 busy cores
 
 ROOT = Path(__file__).resolve().parents[2]
 VLLM_PYTHON = ROOT / ".venv-vllm" / "bin" / "python"
@@ -38,6 +41,8 @@ TABLES = {
     "data/processed/accepted.parquet": schemas.ACCEPTED,
 }
 
+SOURCES = ("math/water_tank.md",)  # one source: a real round on CPU takes minutes
+
 if not (ROOT / ".venv-vllm" / ".autodata-ready").exists():
     pytest.skip(
         "the vLLM environment is missing: run bash scripts/setup.sh", allow_module_level=True
@@ -45,13 +50,14 @@ if not (ROOT / ".venv-vllm" / ".autodata-ready").exists():
 
 
 def _project(tmp_path: Path) -> Path:
-    """A project dir: two short sample sources, one round, the repo's vLLM env and model cache."""
+    """A project dir: one short sample source, one round, the repo's vLLM env and model cache."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["loop"].update(max_rounds=1, max_infra_retries=0)
+    params["rollouts"].update(weak=2, strong=2, fresh=0)
     params["vllm"]["python"] = str(VLLM_PYTHON)
     params["paths"]["models"] = str(ROOT / ".cache" / "models")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    for rel in ("math/water_tank.md", "legal/late_delivery_clause.md"):
+    for rel in SOURCES:
         target = tmp_path / "data" / "sources" / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text((ROOT / "data" / "sources" / rel).read_text())
@@ -65,7 +71,7 @@ def _run(project: Path, env: dict[str, str] | None = None) -> subprocess.Complet
         env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,
-        timeout=1500,
+        timeout=1700,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
@@ -83,14 +89,21 @@ def test_run_all_roles_real_one_round(tmp_path: Path) -> None:
     proc = _run(project)
     tables = _tables(project)
     rounds = tables["data/processed/rounds.parquet"]
-    assert tables["data/processed/sources.parquet"].height == 2
-    assert rounds.height == 2 and set(rounds["round"]) == {1}
+    assert tables["data/processed/sources.parquet"].height == len(SOURCES)
+    assert rounds.height == len(SOURCES) and set(rounds["round"]) == {1}
     assert set(rounds["decision"]) <= set(schemas.DECISIONS)
     metrics = json.loads((project / "metrics" / "generate.json").read_text())
-    assert metrics["candidates"] == 2
+    assert metrics["candidates"] == len(SOURCES)
     assert metrics["llm"]["per_role"]["challenger"]["calls"] >= 2
     assert (project / "data" / "export" / "README.md").exists()
     assert "accepted" in proc.stdout
+    assert set(tables["data/interim/challenges.parquet"]["finish_reason"]) <= {"stop", "length"}
+    for name in ("rollouts", "judgments"):
+        frame = tables[f"data/interim/{name}.parquet"]
+        column = "finish_reason" if name == "rollouts" else "finish_reasons"
+        ok = frame.filter(pl.col("call_status") == "ok")
+        values = ok[column].explode() if name == "judgments" else ok[column]
+        assert values.null_count() == 0 and set(values) <= {"stop", "length"}, name
 
 
 def test_real_solvers_and_judge_accept_nothing(tmp_path: Path) -> None:
@@ -109,15 +122,14 @@ def test_real_solvers_and_judge_accept_nothing(tmp_path: Path) -> None:
     judgments = tables["data/interim/judgments.parquet"]
     rounds = tables["data/processed/rounds.parquet"]
     weak = rollouts.filter(pl.col("role") == "weak")
-    assert weak.height == 2 * 3 and set(weak["call_status"]) == {"ok"}
-    assert weak["answer"].str.len_chars().min() > 0  # type: ignore[operator]
+    assert weak.height == len(SOURCES) * 2  # rollouts.weak: 2
+    assert set(weak.filter(pl.col("call_status") == "ok")["finish_reason"]) <= {"stop", "length"}
+    assert weak.filter(pl.col("call_status") == "ok")["answer"].str.len_chars().min() > 0  # type: ignore[operator]
     controls = judgments.filter(pl.col("role").str.starts_with("control"))
-    assert controls.height == 2 * 2 and set(controls["call_status"]) == {"ok"}
-    assert tables["data/processed/accepted.parquet"].height == 0
-    # The measured failure of a tiny judge: "yes" to everything. Then it must be caught.
-    for row in rounds.iter_rows(named=True):
-        mine = judgments.filter(pl.col("candidate_id") == row["candidate_id"])
-        all_yes = all(all(met) for met in mine["criterion_met"].to_list())
-        if all_yes:
-            assert row["decision"] == "judge_unreliable", row
-        assert row["decision"] != "accepted"
+    assert controls.height == len(SOURCES) * 2  # reference and non-answer
+    graded = controls.filter(pl.col("call_status") == "ok")
+    assert graded["criterion_met"].list.len().to_list() == [len(RUBRIC)] * graded.height
+    assert graded["finish_reasons"].to_list() == [["stop"]] * graded.height  # one call an answer
+    decided = rounds.filter(pl.col("decision") != "infra_error")
+    assert decided["null_criteria_met"].null_count() == 0
+    assert inconsistent_rows(rounds).is_empty(), inconsistent_rows(rounds)

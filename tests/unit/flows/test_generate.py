@@ -46,7 +46,7 @@ pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 QUIET = Reporter(quiet=True)
 N_SOURCES = 6  # the repo's sample sources
-CRITERIA = 3  # LoopScript's rubric
+CALLS_PER_ANSWER = 1  # loop.judge_protocol per_answer: one judge call grades every criterion
 STAGE_FILES = (
     "challenges",
     "weak_rollouts",
@@ -143,13 +143,13 @@ def test_default_script_accepts_every_source_in_round_one(baseline: tuple[Run, i
     assert run.metrics["mean_rounds_per_accepted"] == 1.0
     calls = {role: c["calls"] for role, c in run.metrics["llm"]["per_role"].items()}
     # k=3 weak + k=3 strong per source, and as many fresh ones per accepted item (rollouts.fresh);
-    # judge: (3 weak + 2 controls + 3 strong + 6 fresh) x 3 criteria
+    # judge: 3 weak + 2 controls + 3 strong + 6 fresh answers, one call each
     assert calls == {
         "challenger": 6,
         "verifier": 6,
         "weak": 18 + 18,
         "strong": 18 + 18,
-        "judge": 6 * 14 * CRITERIA,
+        "judge": 6 * 14 * CALLS_PER_ANSWER,
     }
     assert run.metrics["llm"]["http_requests"] == requests == sum(calls.values())
     written = json.loads(paths.generate_metrics.read_text())
@@ -204,7 +204,8 @@ async def test_strong_is_never_called_when_weak_fails_its_gate(
     assert rounds["strong_mean"].null_count() == N_SOURCES
     counts = chat_counts(server)
     assert counts["strong"] == 0 and counts["weak"] == 3 * N_SOURCES
-    assert counts["judge"] == N_SOURCES * (3 + 2) * CRITERIA  # weak rollouts + controls only
+    # weak rollouts + controls only
+    assert counts["judge"] == N_SOURCES * (3 + 2) * CALLS_PER_ANSWER
     assert pl.read_parquet(run.step_file(1, "strong_rollouts")).is_empty()
     assert run.accepted.is_empty() and run.metrics["accepted"] == 0
 
@@ -303,7 +304,7 @@ async def test_resume_after_a_kill_makes_no_new_calls(
     assert rerun.accepted.equals(done.accepted)
     per_role = rerun.metrics["llm"]["per_role"]
     assert sum(c["calls"] for c in per_role.values()) == 0
-    assert per_role["judge"]["cache_hits"] == 6 * 14 * CRITERIA  # 8 answers + 6 fresh ones
+    assert per_role["judge"]["cache_hits"] == 6 * 14 * CALLS_PER_ANSWER  # 8 answers + 6 fresh ones
     assert per_role["strong"]["cache_hits"] == 18 + 18  # and the fresh re-scoring
     assert per_role["weak"]["cache_hits"] == 18  # fresh only: weak_rollouts.parquet read back
 
@@ -352,13 +353,16 @@ async def test_a_judge_prompt_edit_reruns_the_judge_and_rows_name_the_new_prompt
     copy = _copy_run(done, tmp_path / "judge-edited", server)
     _forget_outputs(copy.settings)
     before = prompts.role_hashes()
-    _edit_prompt(monkeypatch, "judge_system", "\nGrade strictly: a vague answer meets nothing.")
+    # the system prompt of the default judge protocol (loop.judge_protocol per_answer)
+    _edit_prompt(
+        monkeypatch, "judge_rubric_system", "\nGrade strictly: a vague answer meets nothing."
+    )
     after = prompts.role_hashes()
     assert {r for r in before if before[r] != after[r]} == {"judge"}
 
     rerun = await run_loop(copy.settings)
     assert chat_counts(server) == {"challenger": 0, "verifier": 0, "weak": 0, "strong": 0,
-                                   "judge": N_SOURCES * (3 + 2 + 3 + 6) * CRITERIA}  # fmt: skip
+                                   "judge": N_SOURCES * (3 + 2 + 3 + 6) * CALLS_PER_ANSWER}  # fmt: skip
     per_role = rerun.metrics["llm"]["per_role"]
     # the strong step and the fresh re-scoring (it follows the decisions) ran again: from the cache
     assert per_role["strong"]["cache_hits"] == 6 * N_SOURCES
@@ -425,7 +429,7 @@ PLANS = {  # per candidate, from its context's tag: (weak_met, strong_met)
 class BySource(LoopScript):
     """Judge verdicts that depend on the item (its context tag), so a run mixes outcomes."""
 
-    def _judge(self, body: dict[str, Any]) -> Reply:
+    def _judge(self, body: dict[str, Any]) -> Reply | dict[str, Any]:
         tag = re.search(r"case ([0-9a-f]{8})", user_text(body))
         assert tag is not None
         weak, strong = PLANS[int(tag.group(1), 16) % 4]

@@ -40,8 +40,9 @@ def script() -> LoopScript:
 
 
 class SchemaViolations:
-    """Half the first asks for JSON (challenger, verifier) get JSON that breaks the schema
-    (a string weight "+8", an empty context); re-asks are left alone."""
+    """Half the first asks for JSON (challenger, verifier, and the judge's per-answer verdicts)
+    get JSON that breaks the schema (a string weight "+8", an empty context; a verdict "maybe"
+    and a criterion missing); re-asks are left alone."""
 
     def __init__(self, inner: Callable[[dict[str, Any]], Any]) -> None:
         self.inner = inner
@@ -50,8 +51,11 @@ class SchemaViolations:
     def __call__(self, body: dict[str, Any]) -> Any:
         digest = hashlib.sha256(str(body["messages"]).encode()).digest()
         first_ask = body.get("seed", 0) < RESAMPLE_SEED_STRIDE
-        if role_of(body) in ("challenger", "verifier") and first_ask and digest[0] % 2:
+        json_role = role_of(body) if body.get("response_format") else None
+        if json_role in ("challenger", "verifier", "judge") and first_ask and digest[0] % 2:
             self.sent += 1
+            if json_role == "judge":
+                return Reply(text='{"criterion_1": {"reason": "", "verdict": "maybe"}}')
             return Reply(text='{"context": "", "rubric": [{"criterion": "x", "weight": "+8"}]}')
         return self.inner(body)
 
@@ -104,10 +108,12 @@ async def test_a_run_with_20_percent_faults_ends_like_a_clean_run(
 
 
 async def test_infra_failures_are_never_quality_rejections(scripted: Scripted, tmp_path: Path) -> None:  # fmt: skip
-    """No retries at all: every transport fault fails its call, and at 20 % some call of every
-    candidate's ~32 fails. Each such round is infra_error — retried in a later round, with no
-    feedback to the Challenger — never too_easy, failed_quality, ..."""
-    injector = faulty(script(), RATE, SEED, timeout_delay_s=2.5)
+    """No retries at all: every transport fault fails its call, and at 40 % some call of every
+    candidate's 16 fails (1 challenger + 1 verifier + 3 weak + 3 strong + one judge call per
+    graded answer: 3 + 3 + 2 controls; 0.6^16 < 0.1 %). Each such round is infra_error —
+    retried in a later round, with no feedback to the Challenger — never too_easy,
+    failed_quality, ..."""
+    injector = faulty(script(), 2 * RATE, SEED, timeout_delay_s=2.5)
     violations = SchemaViolations(injector)
     server = scripted(violations)
     root = project(tmp_path / "no-retries")

@@ -54,6 +54,7 @@ def accepted_row(i: int, **over: Any) -> dict[str, Any]:
         "strong_min": strong - 0.1,
         "gap": strong - weak,
         "control_gap": 1.0,
+        "null_criteria_met": 0,
         "gate": gate_json(),
         "recipe_hash": RECIPE_HASH,
         **MODELS,
@@ -87,7 +88,7 @@ def round_row(candidate_id: str, source_id: str, decision: str, **over: Any) -> 
         row |= {"weak_mean": 0.9, "weak_max": 1.0, "weak_min": 0.8}
     if decision == "failed_strong":
         row |= {"weak_mean": 0.5, "weak_max": 0.6, "weak_min": 0.4, "strong_mean": 0.55}
-        row |= {"strong_min": 0.4, "gap": 0.05, "control_gap": 1.0}
+        row |= {"strong_min": 0.4, "gap": 0.05, "control_gap": 1.0, "null_criteria_met": 0}
     return row | over
 
 
@@ -100,6 +101,7 @@ def _accepted_round(row: dict[str, Any]) -> dict[str, Any]:
         "strong_min",
         "gap",
         "control_gap",
+        "null_criteria_met",
     )
     return round_row(row["candidate_id"], row["source_id"], "accepted", round=row["round"]) | {
         k: row[k] for k in (*scores, "gate", "question")

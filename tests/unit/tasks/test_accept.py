@@ -220,12 +220,28 @@ def test_a_rejected_item_is_failed_quality_with_the_verifiers_reason() -> None:
         (1.0, 1.0, "judge_unreliable"),  # yes to everything
         (0.0, 0.0, "judge_unreliable"),  # no to everything
         (0.9, 0.41, "judge_unreliable"),  # gap 0.49
-        (1.0, 0.5, PENDING),  # gap exactly the margin
+        (0.5, 0.0, PENDING),  # gap exactly the margin
         (0.0, 1.0, "judge_unreliable"),  # inverted
     ],
 )
 def test_control_gap_against_the_margin(ref: float, null: float, expected: str) -> None:
     assert decision(weak=[0.4] * 3, ref=ref, null=null) == expected
+
+
+def test_a_criterion_the_non_answer_meets_makes_the_judge_unreliable_whatever_the_total() -> None:
+    """Per-criterion controls: the total gap (1 - 3/12 = 0.75) clears the margin, but criterion 1
+    is met by "I don't know.", so it measures nothing."""
+    rows = judgment_rows(weak=[0.4] * 3)
+    rows[-1] |= {"criterion_met": [True, False, False], "score": 0.25}  # the non-answer's row
+    row = decide(*frames([challenge_row()], rows), GATE).row(0, named=True)
+    assert (row["decision"], row["control_gap"], row["null_criteria_met"]) == (
+        "judge_unreliable",
+        0.75,
+        1,
+    )
+    assert "non-answer meets criterion 1" in row["reason"]
+    passing = decided(weak=[0.4] * 3)
+    assert (passing["decision"], passing["null_criteria_met"]) == (PENDING, 0)
 
 
 def test_logprob_gap_can_make_a_judge_unreliable_on_its_own() -> None:

@@ -237,11 +237,61 @@ def test_static_quality_passes_a_clean_item() -> None:
         ),
         ({"question": "Terminate?"}, "vague question"),
         ({"question": "Yes, because notice was served inside the window."}, "repeats the question"),
+        (
+            {
+                "rubric": [
+                    {
+                        "criterion": "Says: yes, because notice was served INSIDE the window",
+                        "weight": 3,
+                    }
+                ]
+            },
+            "rubric leak: criterion 1",
+        ),
+        (
+            {
+                "reference_answer": "The tank holds 1200 litres because the inflow of 30 litres per minute runs for 40 minutes before the valve closes.",
+                "rubric": [
+                    {"criterion": "Gives the volume", "weight": 2},
+                    {
+                        "criterion": "Explains that the inflow of 30 litres per minute runs for 40 minutes before the valve closes",
+                        "weight": 3,
+                    },
+                ],
+            },
+            "rubric leak: criterion 2",
+        ),
     ],
-    ids=["verbatim-leak", "duplicate-criteria", "vague", "answer-is-question"],
+    ids=[
+        "verbatim-leak",
+        "duplicate-criteria",
+        "vague",
+        "answer-is-question",
+        "rubric-holds-answer",
+        "rubric-copies-a-sentence",
+    ],
 )
 def test_static_quality_rejections(over: dict[str, Any], reason: str) -> None:
     assert reason in (static_quality(_out(**over)) or "")
+
+
+def test_a_criterion_may_name_a_key_point_of_the_answer() -> None:
+    """Only restatement is a leak: a criterion naming one figure or a short phrase of the answer
+    (as rubrics do) passes."""
+    over = {
+        "reference_answer": "The tank holds 1200 litres because the inflow of 30 litres per minute runs for 40 minutes before the valve closes.",
+        "rubric": [
+            {"criterion": "States that the tank holds 1200 litres", "weight": 3},
+            {"criterion": "Multiplies the inflow rate by the time the valve is open", "weight": 4},
+        ],
+    }
+    assert static_quality(_out(**over)) is None
+    # measured on Qwen2.5-Coder 1.5B: a step named in the answer's words is not a restatement
+    step = {
+        "reference_answer": "The net rate from 08:00 to 10:00 is 200 - 100 = 100 litres per hour, so the tank holds 200 litres at 10:00. The tank is full at 12:30.",
+        "rubric": [{"criterion": "States the net rate from 08:00 to 10:00", "weight": 3}],
+    }
+    assert static_quality(_out(**step)) is None
 
 
 @pytest.mark.parametrize(

@@ -48,6 +48,11 @@ FROM = {step: set(STEPS[i:]) for i, step in enumerate(STEPS)}  # a step and ever
         (BASE.model_copy(update={"rollouts": Rollouts(weak=5)}), FROM["weak_rollouts"]),
         (_role(BASE, "judge", model="acme/judge-70b"), FROM["weak_judgments"]),
         (BASE.model_copy(update={"loop": Loop(non_answer="No idea.")}), FROM["weak_judgments"]),
+        (
+            BASE.model_copy(update={"loop": Loop(judge_protocol="per_criterion")}),
+            FROM["weak_judgments"],
+        ),
+        (BASE.model_copy(update={"loop": Loop(judge_reference=True)}), FROM["weak_judgments"]),
         (BASE.model_copy(update={"gate": Gate(min_gap=0.3)}), FROM["strong_rollouts"]),
         (_role(BASE, "strong", seed=7), FROM["strong_rollouts"]),
         # where a model is reached, and how many rounds may run, change no file's content
@@ -68,6 +73,7 @@ def test_a_setting_reaches_its_step_and_the_steps_after_it(
         ("verifier_user", "challenges"),
         ("solver_user", "weak_rollouts"),
         ("judge_system", "weak_judgments"),
+        ("judge_rubric_user", "weak_judgments"),
     ],
 )
 def test_a_prompt_edit_reaches_the_steps_of_its_role(

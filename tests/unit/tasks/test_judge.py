@@ -17,7 +17,7 @@ from autodata.testing.replies import Reply
 from autodata.testing.roles import RUBRIC, LoopScript, role_of, user_text
 from autodata.testing.scripted_server import ScriptedServer
 from tasks.accept import control_gap, summarize
-from tasks.judge import judge, score_verifiable, verdict, weighted
+from tasks.judge import Protocol, judge, rubric_model, score_verifiable, verdict, weighted
 
 SPEC = RoleModel(backend="openai", base_url="http://unused/v1", model="scripted", temperature=0.0)
 REFERENCE = "REFERENCE-7Q: notice was served inside the window, so termination stands."
@@ -65,13 +65,20 @@ def rollouts(
 
 
 async def run_judge(
-    server: ScriptedServer, its: pl.DataFrame, rolls: pl.DataFrame, *, controls: bool = True
+    server: ScriptedServer,
+    its: pl.DataFrame,
+    rolls: pl.DataFrame,
+    *,
+    controls: bool = True,
+    protocol: Protocol = "per_criterion",
 ) -> pl.DataFrame:
     client = OpenAIChatClient(
         server.base_url, "scripted", max_retries=0, backoff_s=0.001, role="judge"
     )
     try:
-        return await judge(its, rolls, client, SPEC, controls=controls, non_answer=NON_ANSWER)
+        return await judge(
+            its, rolls, client, SPEC, controls=controls, non_answer=NON_ANSWER, protocol=protocol
+        )
     finally:
         await client.aclose()
 
@@ -258,3 +265,74 @@ def test_score_verifiable_scores_each_rollout() -> None:
     assert j["extracted"].to_list() == ["1200", "1,300", None, None]
     assert j["call_status"].to_list() == ["ok", "ok", "ok", "infra_error"]
     assert j["criterion_met"].to_list() == [[True], [False], [False], []]
+
+
+# --- the per-answer protocol: one schema-guided call per answer, a reason before each verdict
+
+
+async def test_per_answer_grades_every_criterion_in_one_call(scripted: Scripted) -> None:
+    server = scripted(LoopScript(weak_met=[True, False, True], strong_met=[True, True, False]))
+    frame = await run_judge(
+        server, items("a"), rollouts(["a"], {"weak": 2, "strong": 1}), protocol="per_answer"
+    )
+    assert len(server.requests) == frame.height == 5  # 3 rollouts + 2 controls, one call each
+    weak = frame.filter(pl.col("role") == "weak").row(0, named=True)
+    assert weak["criterion_met"] == [True, False, True]
+    assert weak["score"] == pytest.approx(7 / 12)
+    assert weak["criterion_p_yes"] == [None] * 3 and weak["p_score"] is None  # no logprobs here
+    assert weak["finish_reasons"] == ["stop"]
+    stats = summarize(frame)["a"]
+    assert (stats["control_ref_mean"], stats["control_null_mean"]) == (1.0, 0.0)
+    body = server.requests[0].body
+    schema = body["response_format"]["json_schema"]
+    assert schema["name"] == "RubricVerdicts"
+    assert schema["schema"]["required"] == ["criterion_1", "criterion_2", "criterion_3"]
+    assert "logprobs" not in body
+    prompt = user_text(body)
+    assert REFERENCE not in prompt  # never shown the reference while grading a rollout
+    assert all(f"{i}. {c['criterion']}" in prompt for i, c in enumerate(RUBRIC, 1))
+
+
+def test_the_reason_comes_before_the_verdict_in_the_schema() -> None:
+    verdict_schema = rubric_model(2).model_json_schema()["$defs"]["Verdict"]
+    assert list(verdict_schema["properties"]) == ["reason", "verdict"]
+    assert verdict_schema["properties"]["verdict"]["enum"] == ["yes", "no"]
+    assert rubric_model(2) is rubric_model(2)  # built once per rubric size
+
+
+async def test_per_answer_reply_cut_at_max_tokens_is_an_infra_row(scripted: Scripted) -> None:
+    def cut(body: dict[str, Any]) -> Reply | dict[str, Any]:
+        if role_of(body) == "judge":
+            return Reply(text='{"criterion_1": {"reason": "The answer', finish_reason="length")
+        return LoopScript()(body)
+
+    server = scripted(cut)
+    frame = await run_judge(server, items("a"), rollouts(["a"], {"weak": 1}), protocol="per_answer")
+    assert set(frame["call_status"]) == {"infra_error"}
+    assert frame["score"].null_count() == frame.height  # a cut verdict is never read as "no"
+
+
+async def test_reference_guided_grading_shows_the_reference_only_when_asked(
+    scripted: Scripted,
+) -> None:
+    server = scripted(LoopScript())
+    client = OpenAIChatClient(server.base_url, "scripted", max_retries=0, role="judge")
+    try:
+        rolls = rollouts(["a"], {"weak": 1})
+        await judge(items("a"), rolls, client, SPEC, controls=False, reference=True)
+        await judge(items("a"), rolls, client, SPEC, controls=False, reference=False)
+    finally:
+        await client.aclose()
+    shown, blind = (user_text(r.body) for r in server.requests)
+    assert f"<reference>\n{REFERENCE}\n</reference>" in shown
+    assert REFERENCE not in blind and "<reference>" not in blind
+
+
+def test_reference_guided_grading_needs_the_per_answer_protocol() -> None:
+    from pydantic import ValidationError
+
+    from autodata.settings import Loop
+
+    assert Loop(judge_reference=True).judge_protocol == "per_answer"
+    with pytest.raises(ValidationError, match=r"judge_reference needs loop\.judge_protocol"):
+        Loop(judge_reference=True, judge_protocol="per_criterion")

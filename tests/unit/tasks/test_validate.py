@@ -149,6 +149,11 @@ CASES: dict[str, tuple[Breaker, str, str]] = {
         "accepted.gate.control_margin",
         "cand-001",
     ),
+    "non-answer met a criterion": (
+        _accepted(2, null_criteria_met=1),
+        "accepted.gate.null_control",
+        "cand-002",
+    ),
     "gate key missing": (
         _accepted(2, gate=json.dumps({"min_gap": 0.2})),
         "accepted.gate.recorded",
