@@ -32,6 +32,7 @@ ROLES = ("challenger", "verifier", "weak", "strong", "judge")
 OPTIMIZER_ROLES = ("analyzer", "editor")  # meta-optimization only: `autodata run` never starts them
 EMBEDDED_MODEL = "embedded:smollm2-135m-instruct"
 MAX_S = 86400.0  # the longest duration a setting may name: a day
+MIN_RUBRIC_TOKENS = 128  # the smallest judge budget loop.judge_protocol per_answer accepts
 THINKING_MAX_TOKENS = 4096  # default budget of a role with thinking on (max_tokens unset)
 
 
@@ -524,6 +525,19 @@ class Settings(BaseSettings):
     validate_: Validate = Field(Validate(), alias="validate")
     vllm: Vllm = Vllm()
     paths: Paths = Paths()
+
+    @model_validator(mode="after")
+    def _judge_budget_fits_its_protocol(self) -> Settings:
+        """A per-answer verdict is JSON with a reason per criterion: a budget sized for one word
+        (the old default, 4) would cut every reply, and the run would learn it only after solving."""
+        budget = self.models.judge.max_tokens
+        if self.loop.judge_protocol == "per_answer" and budget < MIN_RUBRIC_TOKENS:
+            raise ValueError(
+                f"models.judge.max_tokens {budget} is too small for loop.judge_protocol "
+                f"per_answer (a reason and a verdict per criterion): set it to 512 (at least "
+                f"{MIN_RUBRIC_TOKENS}), or loop.judge_protocol: per_criterion for one-word verdicts"
+            )
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -336,3 +336,16 @@ def test_reference_guided_grading_needs_the_per_answer_protocol() -> None:
     assert Loop(judge_reference=True).judge_protocol == "per_answer"
     with pytest.raises(ValidationError, match=r"judge_reference needs loop\.judge_protocol"):
         Loop(judge_reference=True, judge_protocol="per_criterion")
+
+
+def test_a_one_word_judge_budget_with_the_per_answer_protocol_is_a_settings_error() -> None:
+    """Old recipes set models.judge.max_tokens: 4 (one word): under per_answer every verdict
+    would be cut, so loading them fails at once, naming both ways out."""
+    from pydantic import ValidationError
+
+    from autodata.settings import Loop, Models, Settings
+
+    old_budget = Models(judge=RoleModel(temperature=0.0, max_tokens=4))
+    with pytest.raises(ValidationError, match=r"models\.judge\.max_tokens 4 is too small"):
+        Settings(models=old_budget)
+    assert Settings(models=old_budget, loop=Loop(judge_protocol="per_criterion"))
