@@ -4,7 +4,7 @@ infrastructure failure, and leaves no vLLM process behind.
 
 Challenger and verifier are scripted at the HTTP boundary (the 135M challenger never writes an
 item that passes verification); weak, strong and judge are the real embedded model. The test
-kills the server's API process once it has answered 8 chat calls. Needs ``bash scripts/setup.sh``
+kills the server's API process once it has answered 3 chat calls (mid-judge). Needs ``bash scripts/setup.sh``
 (skipped otherwise); ~2-4 minutes (two server starts)."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 VLLM_PYTHON = ROOT / ".venv-vllm" / "bin" / "python"
 AUTODATA = ROOT / ".venv" / "bin" / "autodata"
 API_SERVER = "vllm.entrypoints.openai.api_server"
-KILL_AFTER = 8  # chat completions answered by the real server
+KILL_AFTER = 3  # of 6 real calls: 2 weak answers, then a judge call per answer and control
 
 if not (ROOT / ".venv-vllm" / ".autodata-ready").exists():
     pytest.skip(
