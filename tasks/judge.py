@@ -45,15 +45,15 @@ Protocol = Literal["per_answer", "per_criterion"]
 _YES = re.compile(r"\W*yes\b", re.IGNORECASE)  # "Yes", "**yes**", " yes." — not "Yesterday"
 
 
+def _graded(item: dict, answer: str) -> dict[str, str]:
+    """The untrusted texts every judge prompt shows, fenced."""
+    return {"context": prompts.fence(item["context"]), "question": prompts.fence(item["question"]),
+            "answer": prompts.fence(answer)}  # fmt: skip
+
+
 def judge_request(item: dict, answer: str, criterion: str, spec: RoleModel) -> ChatRequest:
     """One yes/no verdict on one criterion; asks for first-token logprobs."""
-    user = prompts.render(
-        "judge_user",
-        context=prompts.fence(item["context"]),
-        question=prompts.fence(item["question"]),
-        answer=prompts.fence(answer),
-        criterion=prompts.fence(criterion),
-    )
+    user = prompts.render("judge_user", **_graded(item, answer), criterion=prompts.fence(criterion))
     return ChatRequest.of(
         prompts.render("judge_system"),
         user,
@@ -109,10 +109,8 @@ def rubric_request(
     )
     user = prompts.render(
         "judge_rubric_user",
-        context=prompts.fence(item["context"]),
-        question=prompts.fence(item["question"]),
+        **_graded(item, answer),
         reference=shown if reference else "",
-        answer=prompts.fence(answer),
         criteria=criteria,
         count=str(len(rubric)),
     )
