@@ -119,6 +119,7 @@ def optimize(quick: QuickOpt = False, out: OutOpt = None) -> None:
 class GateMethod(StrEnum):
     fixed = "fixed"
     sequential = "sequential"
+    both = "both"
 
 
 @bench_app.command()
@@ -138,7 +139,11 @@ def quality(
     ] = None,
     gate: Annotated[
         GateMethod | None,
-        typer.Option(help="Gate method (default: gate.method).", case_sensitive=False),
+        typer.Option(
+            help="Gate method (default: gate.method); both: fixed, then sequential on the same "
+            "items (a shared call cache), side by side.",
+            case_sensitive=False,
+        ),
     ] = None,
     workdir: Annotated[
         Path | None,

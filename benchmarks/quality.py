@@ -22,6 +22,14 @@ tokens per role) and the recipe snapshot (model per role).
 - ``accepted_weak_mean`` / ``accepted_strong_mean`` / ``accepted_gap``: means over accepted items.
 
 Headline ``ratio``: accepted ÷ candidates.
+
+``--gate both`` runs the loop twice on the same sources, the fixed gate and then the sequential
+one (issue 10), each in a project of its own (``<workdir>/fixed``, ``<workdir>/sequential``) but
+with one shared call cache: the second arm's challenger, verifier and every rollout the first arm
+already drew (same request, same seed) are cache hits, so both arms grade the same first-round
+items and the comparison is paired. Calls are counted logically (cache hits included), so each
+arm's calls per accepted is what it would cost alone; its wall time is not (``cache_hits`` says
+how much the second arm reused). Headline ``ratio`` then: sequential ÷ fixed calls per accepted.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ import json
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +49,7 @@ from autodata.progress import Reporter
 from autodata.settings import ROLES, Paths, Settings
 from benchmarks import common
 
+GATES = ("fixed", "sequential")  # the order of --gate both: the sequential arm reuses fixed's calls
 ROUNDS_COLUMNS = ("candidate_id", "decision", "control_gap", "weak_mean", "strong_mean", "gap")
 CHALLENGES_COLUMNS = ("candidate_id", "qv_passed", "call_status")
 
@@ -50,7 +59,7 @@ class Options:
     sources: Path = Path("data/sources")
     limit: int | None = None  # files of the folder, spread over its sub-folders
     max_rounds: int | None = None  # None: the settings' loop.max_rounds
-    gate: str | None = None  # fixed | sequential; None: the settings' gate.method
+    gate: str | None = None  # fixed | sequential | both; None: the settings' gate.method
     workdir: Path | None = None  # None: a new temporary directory, kept after the run
 
 
@@ -84,6 +93,7 @@ def figures(
     passed = graded.filter(pl.col("decision") != "judge_unreliable").height
     accepted = rounds.filter(pl.col("decision") == "accepted")
     calls = sum(_logical(r) for r in per_role.values())
+    hits = sum(int(r.get("cache_hits", 0)) for r in per_role.values())
     tokens = sum(r.get("tokens_in", 0) + r.get("tokens_out", 0) for r in per_role.values())
     return {
         "candidates": rounds.height, "accepted": accepted.height,
@@ -96,7 +106,7 @@ def figures(
         "accepted_weak_mean": _mean(accepted, "weak_mean"),
         "accepted_strong_mean": _mean(accepted, "strong_mean"),
         "accepted_gap": _mean(accepted, "gap"),
-        "calls": calls, "tokens": tokens,
+        "calls": calls, "tokens": tokens, "cache_hits": hits,
         "calls_per_accepted": _ratio(calls, accepted.height),
         "tokens_per_accepted": _ratio(tokens, accepted.height),
         "calls_per_role": {role: _logical(r) for role, r in sorted(per_role.items())},
@@ -181,12 +191,16 @@ def _workdir(opts: Options) -> Path:
     return opts.workdir
 
 
-def bench_settings(settings: Settings, opts: Options, root: Path) -> Settings:
+def bench_settings(
+    settings: Settings, opts: Options, root: Path, cache: Path | None = None
+) -> Settings:
     """``settings`` run in ``root``: every path there (the default layout, never the project's
-    own) but the converted models; the sources folder (or a copy of ``opts.limit`` of its
-    files); ``loop.max_rounds`` and ``gate.method`` from ``opts`` where given."""
+    own) but the converted models and, if given, the call ``cache``; the sources folder (or a
+    copy of ``opts.limit`` of its files); ``loop.max_rounds`` and ``gate.method`` from ``opts``
+    where given."""
     layout = {k: root / v for k, v in Paths().model_dump().items()}
-    paths = Paths(**layout).model_copy(update={"models": settings.paths.models})
+    shared = {"models": settings.paths.models} | ({"cache": cache} if cache else {})
+    paths = Paths(**layout).model_copy(update=shared)
     sources = opts.sources.resolve()
     if opts.limit is not None:
         sources = paths.sources
@@ -199,16 +213,21 @@ def bench_settings(settings: Settings, opts: Options, root: Path) -> Settings:
     return settings.model_copy(update=update)
 
 
-def run(settings: Settings, opts: Options, reporter: Reporter) -> dict[str, Any]:
+def run(
+    settings: Settings, opts: Options, reporter: Reporter, cache: Path | None = None
+) -> dict[str, Any]:
     """Run the pipeline as ``autodata run`` does, timed, in a work directory; return the figures
-    read from what it wrote. A failed validation is recorded, not raised: the tables are there."""
+    read from what it wrote. A failed validation is recorded, not raised: the tables are there.
+    ``opts.gate == "both"``: :func:`run_both`. ``cache``: a call cache shared with another run."""
     from autodata.cli_guard import guarded
     from flows.pipeline import run_flow
 
     if not opts.sources.is_dir():
         raise ConfigError(f"{opts.sources}: not a directory; pass --sources DIR")
+    if opts.gate == "both":
+        return run_both(settings, opts, reporter)
     root = _workdir(opts)
-    machine, run_settings = common.machine(), bench_settings(settings, opts, root)
+    machine, run_settings = common.machine(), bench_settings(settings, opts, root, cache)
     validation, start = "passed", time.perf_counter()
     try:
         with guarded(run_settings, flows=True) as stop:
@@ -221,6 +240,22 @@ def run(settings: Settings, opts: Options, reporter: Reporter) -> dict[str, Any]
     return {"machine": machine, "options": options, "workdir": str(root), "wall_s": wall,
             "wall_from": "timed: the whole run, ingest to export, its servers' startup included",
             "validation": validation, **found, "ratio": _ratio(found["accepted"], found["candidates"])}  # fmt: skip
+
+
+def run_both(settings: Settings, opts: Options, reporter: Reporter) -> dict[str, Any]:
+    """Both gates side by side (module doc): ``{"arms": {"fixed": figures, "sequential":
+    figures}, "ratio": sequential ÷ fixed calls per accepted (null if either accepted none)}``."""
+    root = _workdir(opts)
+    cache = root / "shared-llm-cache"
+    arms = {
+        gate: run(settings, replace(opts, gate=gate, workdir=root / gate), reporter, cache)
+        for gate in GATES
+    }
+    per = [arms[g]["calls_per_accepted"] for g in GATES]
+    options = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()}
+    return {"machine": common.machine(), "options": options, "workdir": str(root),
+            "cache": f"{cache}: shared; the sequential arm ran second",
+            "arms": arms, "ratio": _ratio(per[1], per[0]) if None not in per else None}  # fmt: skip
 
 
 def from_run(settings: Settings, root: Path, wall_s: float | None) -> dict[str, Any]:
@@ -239,7 +274,14 @@ def from_run(settings: Settings, root: Path, wall_s: float | None) -> dict[str, 
 
 
 def rows(result: dict[str, Any]) -> list[tuple[str, Any]]:
-    """The summary table."""
+    """The summary table (one column per gate for ``--gate both``)."""
+    if "arms" in result:
+        fixed, sequential = (rows(result["arms"][g]) for g in GATES)
+        both = [
+            (label, f"{a}  |  {b}") for (label, a), (_, b) in zip(fixed, sequential, strict=True)
+        ]
+        return [("arms", "fixed  |  sequential"), *both,
+                ("ratio: calls per accepted, sequential ÷ fixed", "-" if result["ratio"] is None else result["ratio"])]  # fmt: skip
     models = ", ".join(f"{r} {m}" for r, m in result["models"].items()) or "-"
     decisions = ", ".join(f"{k} {v}" for k, v in result["decisions"].items()) or "-"
     dash = lambda v: "-" if v is None else v  # noqa: E731
@@ -253,7 +295,7 @@ def rows(result: dict[str, Any]) -> list[tuple[str, Any]]:
         ("decisions", decisions),
         ("accepted", result["accepted"]),
         ("accepted: weak mean / strong mean / gap", " / ".join(str(dash(result[k])) for k in ("accepted_weak_mean", "accepted_strong_mean", "accepted_gap"))),
-        ("calls / tokens", f"{result['calls']} / {result['tokens']}"),
+        ("calls / tokens (cache hits among the calls)", f"{result['calls']} / {result['tokens']} ({result['cache_hits']})"),
         ("calls / tokens per accepted", f"{dash(result['calls_per_accepted'])} / {dash(result['tokens_per_accepted'])}"),
         ("wall s", dash(result["wall_s"])),
         ("wall s measured as", result["wall_from"]),

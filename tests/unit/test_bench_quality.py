@@ -110,6 +110,31 @@ def test_bench_quality_runs_the_pipeline_in_a_tiny_mode(
     assert {k: read[k] for k in same} == {k: data[k] for k in same}
 
 
+@pytest.mark.usefixtures("prefect_harness")
+def test_both_gates_run_side_by_side_on_one_call_cache(
+    scripted: Scripted, sources_dir: Path, tmp_path: Path
+) -> None:
+    params = _params(tmp_path, scripted().base_url)
+    workdir, out = tmp_path / "run", tmp_path / "out"
+    args = ["--params", str(params), "bench", "quality", "--sources", str(sources_dir), "--gate", "both",
+            "--limit", "1", "--max-rounds", "1", "--workdir", str(workdir), "--out", str(out), "--quiet"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "quality.json").read_text())
+    assert set(data["arms"]) == {"fixed", "sequential"} and "ratio" in data
+    for gate, arm in data["arms"].items():
+        _check_keys(arm)
+        assert arm["gate_method"] == gate and arm["workdir"] == str(workdir / gate)
+        assert (workdir / gate / "data" / "processed" / "rounds.parquet").is_file()
+    fixed, sequential = data["arms"]["fixed"], data["arms"]["sequential"]
+    # the second arm reads the first one's challenger call (same request) from the shared cache
+    assert (
+        fixed["cache_hits"] == 0
+        and sequential["cache_hits"] >= sequential["calls_per_role"]["challenger"] >= 1
+    )
+    assert "fixed  |  sequential" in result.output
+
+
 def test_from_run_without_a_finished_run_is_one_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["--params", str(_params(tmp_path, "http://127.0.0.1:9/v1")),
                                       "bench", "quality", "--from-run", str(tmp_path)])  # fmt: skip
