@@ -336,6 +336,12 @@ class ServerOptions(_Section):
     data_parallel_size: int = Field(1, ge=1, le=64, description="model replicas in the server")
     gpu_memory_utilization: float | None = Field(None, gt=0, le=1, description="GPU memory share")
     kv_cache_gib: int | None = Field(None, ge=1, description="CPU build: KV cache size")
+    cpu_cores: str | None = Field(
+        None,
+        pattern=r"^\d+(-\d+)?(,\d+(-\d+)?)*$",
+        description="CPU build: cores its threads bind to (VLLM_CPU_OMP_THREADS_BIND, e.g. "
+        "'1' or '0-3'); unset: vLLM's choice, but a second server takes the core it leaves free",
+    )
     extra_args: list[str] | None = Field(None, description="replaces vllm.extra_args")
 
 

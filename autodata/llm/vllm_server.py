@@ -37,6 +37,7 @@ _STRUCTURED = {"backend": "guidance", "disable_any_whitespace": True}  # DESIGN 
 _NO_TELEMETRY = {"VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
 _OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **_NO_TELEMETRY}
 _HUB_SWITCHES = {"HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"}  # ours are dropped for a hub id
+_BIND = "VLLM_CPU_OMP_THREADS_BIND"
 _STOP_GRACE_S = 10.0
 _POLL_S = 0.25
 _LOG_TAIL = 20
@@ -47,6 +48,15 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def free_core() -> str | None:
+    """The core a second CPU server should bind to: vLLM's CPU build binds one server's threads
+    to every allowed core but the last, which it reserves for its own front end, so a second
+    server left to choose lands on the same cores (both on core 0 of a 2-core machine, as their
+    logs' "core ids" showed, the other core idle). None on a single core."""
+    cores = sorted(os.sched_getaffinity(0))
+    return str(cores[-1]) if len(cores) > 1 else None
 
 
 def log_tail(path: Path, lines: int = _LOG_TAIL) -> str:
@@ -68,8 +78,10 @@ class VllmServer:
         cfg: Vllm,
         log_path: Path,
         options: ServerOptions | None = None,
+        cpu_cores: str | None = None,
     ) -> None:
         self.model = str(model)
+        self.cpu_cores = (options.cpu_cores if options else None) or cpu_cores
         self.served_name = served_name
         self.cfg = cfg
         self.options = options or ServerOptions()
@@ -121,10 +133,13 @@ class VllmServer:
         ours = {
             k: v for k, v in os.environ.items() if local or k not in _HUB_SWITCHES & env.SET_HERE
         }
+        # the user's own binding wins; then the model's cpu_cores, then the registry's choice
+        bind = {} if _BIND in os.environ or not self.cpu_cores else {_BIND: self.cpu_cores}
         return {
             **ours,
             **(_OFFLINE_ENV if local else _NO_TELEMETRY),
             "VLLM_CPU_KVCACHE_SPACE": str(self.options.kv_cache_gib or self.cfg.kv_cache_gib),
+            **bind,
         }
 
     def start(self) -> None:
@@ -308,7 +323,8 @@ class ServerRegistry:
         # A fixed port can serve only one model; the others take free ports.
         cfg = self.cfg if not self._servers else self.cfg.model_copy(update={"port": 0})
         log = self.paths.logs / f"vllm-{_slug(served)}.log"
-        server = VllmServer(path, served, cfg, log, self.cfg.models.get(model))
+        cores = free_core() if len(self._servers) == 1 else None
+        server = VllmServer(path, served, cfg, log, self.cfg.models.get(model), cores)
         self._arm()
         server.start()
         self._servers[model] = server

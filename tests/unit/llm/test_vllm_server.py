@@ -24,7 +24,7 @@ from autodata import env
 from autodata.errors import BackendError
 from autodata.llm import vllm_server
 from autodata.llm.embedded import COMPLETE_MARKER, EMBEDDED_NAME, resolve_model
-from autodata.llm.vllm_server import ServerRegistry, VllmServer, free_port
+from autodata.llm.vllm_server import ServerRegistry, VllmServer, free_core, free_port
 from autodata.settings import EMBEDDED_MODEL, Paths, ServerOptions, Vllm
 
 FAKE_VLLM = f"""#!{sys.executable}
@@ -306,6 +306,34 @@ def test_registry_shares_one_server_per_model(cfg: Vllm, tmp_path: Path):
         assert (tmp_path / "logs" / "vllm-model-a.log").is_file()
     assert not any(s.is_alive() for s in servers.values())
     assert registry.servers() == {}
+
+
+def test_a_second_cpu_server_binds_to_the_core_the_first_leaves_free(
+    cfg: Vllm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.delenv("VLLM_CPU_OMP_THREADS_BIND", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1})
+    with ServerRegistry(cfg, Paths(logs=tmp_path)) as registry:
+        registry.url_for("model-a")
+        registry.url_for("model-b")
+        first, second = (registry.servers()[m].environment() for m in ("model-a", "model-b"))
+    assert "VLLM_CPU_OMP_THREADS_BIND" not in first  # vLLM's own choice: core 0, 1 reserved
+    assert second["VLLM_CPU_OMP_THREADS_BIND"] == "1"
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0})
+    assert free_core() is None
+
+
+def test_the_user_s_core_binding_wins_over_the_model_s_and_the_registry_s(
+    cfg: Vllm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.delenv("VLLM_CPU_OMP_THREADS_BIND", raising=False)
+    options = ServerOptions(cpu_cores="0-1")
+    assert VllmServer("m", "m", cfg, tmp_path / "s.log", options, "1").environment()["VLLM_CPU_OMP_THREADS_BIND"] == "0-1"  # fmt: skip
+    assert VllmServer("m", "m", cfg, tmp_path / "s.log", None, "1").environment()["VLLM_CPU_OMP_THREADS_BIND"] == "1"  # fmt: skip
+    monkeypatch.setenv("VLLM_CPU_OMP_THREADS_BIND", "0")
+    assert VllmServer("m", "m", cfg, tmp_path / "s.log", options, "1").environment()["VLLM_CPU_OMP_THREADS_BIND"] == "0"  # fmt: skip
+    with pytest.raises(ValidationError):
+        ServerOptions(cpu_cores="all")
 
 
 def test_registry_restores_signal_handlers_on_close(cfg: Vllm, tmp_path: Path):
