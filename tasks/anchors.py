@@ -1,5 +1,8 @@
 """Judge drift: a small fixed set of (answer, criterion, expected verdict) anchors, graded by the
-judge at the start of every run with the same prompt as every rollout, stored, and compared.
+judge at the start of every run with the same prompt and protocol as every rollout
+(``loop.judge_protocol``: an anchor is a one-criterion rubric for the per-answer judge), stored,
+and compared. Anchors carry no reference answer, so they are graded blind even when
+``loop.judge_reference`` shows rollouts' judges the reference.
 
 A model or prompt change that silently degrades grading shows up here before it costs a run:
 the share of anchors on which the judge gives the expected verdict falls. Below
@@ -28,7 +31,7 @@ from autodata.io import write_parquet
 from autodata.llm.client import ChatClient
 from autodata.progress import Reporter
 from autodata.settings import Loop, Paths, RoleModel
-from tasks.judge import judge_request, verdict
+from tasks.judge import Protocol, judge_request, rubric_request, rubric_verdicts, verdict
 
 FIELDS = ("id", "context", "question", "answer", "criterion", "expected")
 
@@ -65,10 +68,20 @@ def _valid(row: Any) -> bool:
     )
 
 
+def _request(anchor: dict[str, Any], spec: RoleModel, protocol: Protocol) -> Any:
+    if protocol == "per_criterion":
+        return judge_request(anchor, anchor["answer"], anchor["criterion"], spec)
+    item = anchor | {"rubric": [{"criterion": anchor["criterion"], "weight": 1}], "reference_answer": ""}  # fmt: skip
+    return rubric_request(item, anchor["answer"], spec)
+
+
 async def grade_anchors(
-    anchors: list[dict[str, Any]], client: ChatClient, spec: RoleModel
-) -> pl.DataFrame:
-    """One judge verdict per anchor (``schemas.ANCHOR_GRADES``); a failed call is a row."""
+    anchors: list[dict[str, Any]], client: ChatClient, spec: RoleModel,
+    protocol: Protocol = "per_answer",
+) -> pl.DataFrame:  # fmt: skip
+    """One judge verdict per anchor (``schemas.ANCHOR_GRADES``), asked as ``protocol`` asks it
+    (``p_yes`` only per criterion, where the reply's log-probabilities give it); a failed call
+    is a row."""
 
     async def one(anchor: dict[str, Any]) -> dict[str, Any]:
         row = {
@@ -76,9 +89,9 @@ async def grade_anchors(
             "expected": anchor["expected"],
             "judge_model": client.model,
         }
-        request = judge_request(anchor, anchor["answer"], anchor["criterion"], spec)
         try:
-            met, p_yes = verdict(await client.chat(request))
+            result = await client.chat(_request(anchor, spec, protocol))
+            met, p_yes = verdict(result) if protocol == "per_criterion" else (rubric_verdicts(result, 1)[0], None)  # fmt: skip
         except CallError as exc:
             return row | {"met": None, "p_yes": None, "call_status": "infra_error", "error": str(exc)}  # fmt: skip
         return row | {"met": met, "p_yes": p_yes, "call_status": "ok", "error": ""}
@@ -101,7 +114,8 @@ async def check_judge(
     :class:`JudgeDrift` below ``loop.anchor_min_agreement`` (nothing at all when it is 0)."""
     if loop.anchor_min_agreement <= 0:
         return
-    grades = await grade_anchors(load_anchors(loop.judge_anchors), client, spec)
+    anchors = load_anchors(loop.judge_anchors)
+    grades = await grade_anchors(anchors, client, spec, loop.judge_protocol)
     write_parquet(grades, paths.anchors_table)
     reporter.line(check_drift(grades, loop.anchor_min_agreement, client.model))
 

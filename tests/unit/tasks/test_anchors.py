@@ -14,28 +14,29 @@ from autodata.errors import ConfigError, JudgeDrift
 from autodata.llm.client import OpenAIChatClient
 from autodata.settings import RoleModel
 from autodata.testing.replies import Reply
-from autodata.testing.roles import LoopScript, user_text
+from autodata.testing.roles import LoopScript, judge_reply, user_text
 from autodata.testing.scripted_server import ScriptedServer
 from tasks.anchors import agreement, check_drift, grade_anchors, load_anchors
+from tasks.judge import Protocol
 
 Scripted = Callable[..., ScriptedServer]
 ANCHORS = load_anchors(None)
 
 
-def faithful(body: dict[str, Any]) -> Reply:
-    """A judge that gives every anchor its expected verdict."""
+def faithful(body: dict[str, Any]) -> Reply | dict[str, Any]:
+    """A judge that gives every anchor its expected verdict, under either protocol."""
     text = user_text(body)
     for anchor in ANCHORS:
-        if anchor["answer"] in text and f"Criterion: {anchor['criterion']}" in text:
-            return Reply(text="yes" if anchor["expected"] else "no")
-    return Reply(text="no")
+        if anchor["answer"] in text and anchor["criterion"] in text:
+            return judge_reply(body, lambda _answer, _i, yes=anchor["expected"]: yes)
+    return judge_reply(body, lambda _answer, _i: False)
 
 
-async def _grade(server: ScriptedServer) -> Any:
+async def _grade(server: ScriptedServer, protocol: Protocol = "per_answer") -> Any:
     spec = RoleModel(backend="openai", base_url=server.base_url, model="scripted", temperature=0.0)
     client = OpenAIChatClient(server.base_url, "scripted", max_retries=0, backoff_s=0.001, role="judge")  # fmt: skip
     try:
-        return await grade_anchors(ANCHORS, client, spec)
+        return await grade_anchors(ANCHORS, client, spec, protocol)
     finally:
         await client.aclose()
 
@@ -55,9 +56,19 @@ def test_a_bad_anchor_file_names_the_line(tmp_path: Path) -> None:
         load_anchors(tmp_path / "missing.jsonl")
 
 
-async def test_a_faithful_judge_agrees_on_every_anchor(scripted: Scripted) -> None:
-    grades = await _grade(scripted(faithful))
+@pytest.mark.parametrize("protocol", ["per_answer", "per_criterion"])
+async def test_a_faithful_judge_agrees_on_every_anchor(
+    scripted: Scripted, protocol: Protocol
+) -> None:
+    server = scripted(faithful)
+    grades = await _grade(server, protocol)
     assert agreement(grades) == (12, 12)
+    # asked as the run asks: one schema-guided call per anchor, or one word with logprobs
+    schema = [
+        "json_schema" in (b.get("response_format") or {}) for b in (r.body for r in server.requests)
+    ]
+    assert schema == [protocol == "per_answer"] * 12
+    assert grades["p_yes"].is_null().all() == (protocol == "per_answer")
     assert (
         check_drift(grades, 0.9, "scripted") == "judge anchors: scripted agreed on 12 of 12 (100%)"
     )
