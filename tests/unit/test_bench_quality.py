@@ -87,17 +87,22 @@ def _check_keys(data: dict) -> None:
     assert set(data["models"]) >= set(ROLES) and "ratio" in data and "machine" in data
 
 
+def _tiny(params: Path, sources: Path, workdir: Path, out: Path, *extra: str) -> tuple[str, dict]:
+    """``bench quality`` in a tiny mode (one round); its output and quality.json."""
+    args = ["--params", str(params), "bench", "quality", "--sources", str(sources), *extra,
+            "--max-rounds", "1", "--workdir", str(workdir), "--out", str(out), "--quiet"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return result.output, json.loads((out / "quality.json").read_text())
+
+
 @pytest.mark.usefixtures("prefect_harness")
 def test_bench_quality_runs_the_pipeline_in_a_tiny_mode(
     scripted: Scripted, sources_dir: Path, tmp_path: Path
 ) -> None:
     params = _params(tmp_path, scripted().base_url)
     workdir, out = tmp_path / "run", tmp_path / "out"
-    args = ["--params", str(params), "bench", "quality", "--sources", str(sources_dir),
-            "--limit", "2", "--max-rounds", "1", "--workdir", str(workdir), "--out", str(out), "--quiet"]  # fmt: skip
-    result = CliRunner().invoke(app, args)
-    assert result.exit_code == 0, result.output
-    data = json.loads((out / "quality.json").read_text())
+    _, data = _tiny(params, sources_dir, workdir, out, "--limit", "2")
     _check_keys(data)
     assert data["sources"] == 2 and data["max_rounds"] == 1 and data["workdir"] == str(workdir)
     assert (workdir / "data" / "processed" / "rounds.parquet").is_file()  # the run's own project
@@ -116,11 +121,7 @@ def test_both_gates_run_side_by_side_on_one_call_cache(
 ) -> None:
     params = _params(tmp_path, scripted().base_url)
     workdir, out = tmp_path / "run", tmp_path / "out"
-    args = ["--params", str(params), "bench", "quality", "--sources", str(sources_dir), "--gate", "both",
-            "--limit", "1", "--max-rounds", "1", "--workdir", str(workdir), "--out", str(out), "--quiet"]  # fmt: skip
-    result = CliRunner().invoke(app, args)
-    assert result.exit_code == 0, result.output
-    data = json.loads((out / "quality.json").read_text())
+    output, data = _tiny(params, sources_dir, workdir, out, "--gate", "both", "--limit", "1")
     assert set(data["arms"]) == {"fixed", "sequential"} and "ratio" in data
     for gate, arm in data["arms"].items():
         _check_keys(arm)
@@ -132,7 +133,7 @@ def test_both_gates_run_side_by_side_on_one_call_cache(
         fixed["cache_hits"] == 0
         and sequential["cache_hits"] >= sequential["calls_per_role"]["challenger"] >= 1
     )
-    assert "fixed  |  sequential" in result.output
+    assert "fixed  |  sequential" in output
 
 
 def test_from_run_without_a_finished_run_is_one_line(tmp_path: Path) -> None:
