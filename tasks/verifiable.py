@@ -159,6 +159,15 @@ def known_answer(metadata: str | None) -> str | None:
     return reference_answer(str(value)) if value not in (None, "") else None
 
 
+def _mismatch(text: str | None, ours: str, key: str) -> str:
+    """Why a reference answer fails against the source's known answer ``key``: it states no
+    final answer (a real 1.5B challenger often ends on "... = 0.125." without one), or another."""
+    if extract(text) is None:
+        return (f"the reference answer states no final answer (end it with a line 'Final answer: "
+                f"...'), so it cannot be checked against the source's known answer {key!r}")  # fmt: skip
+    return f"reference answer {ours!r} is not the source's known answer {key!r}"
+
+
 def check_known_answers(
     challenges: pl.DataFrame, sources: pl.DataFrame, tolerance: float
 ) -> pl.DataFrame:
@@ -174,6 +183,6 @@ def check_known_answers(
         key = keys.get(row["source_id"])
         ours = reference_answer(row["reference_answer"] or "")
         if row["qv_passed"] and key is not None and not equivalent(ours, key, tolerance):
-            row |= {"qv_passed": False, "qv_reason": f"reference answer {ours!r} is not the source's known answer {key!r}"}  # fmt: skip
+            row |= {"qv_passed": False, "qv_reason": _mismatch(row["reference_answer"], ours, key)}
         rows.append(row)
     return pl.DataFrame(rows, schema=challenges.schema) if rows else challenges

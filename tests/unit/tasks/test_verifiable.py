@@ -141,11 +141,15 @@ def test_known_answers_check_the_reference() -> None:
         ("s2", "Final answer: 24", True),  # a step, not the answer
         ("s3", "Final answer: 9", True),  # no known answer: left alone
         ("s1", "Final answer: 1/2", False),  # already failed: its reason kept
+        ("s2", "Sold 48 + 24 = 72.", True),  # right, but no final answer stated: says so
     )
     checked = check_known_answers(challenges, sources, TOL)
-    assert checked["qv_passed"].to_list() == [True, False, True, False]
+    assert checked["qv_passed"].to_list() == [True, False, True, False, False]
     assert checked["qv_reason"][1] == "reference answer '24' is not the source's known answer '72'"
     assert checked["qv_reason"][3] == "fine"
+    assert checked["qv_reason"][4].startswith(
+        "the reference answer states no final answer (end it with a line 'Final answer: ...')"
+    )
 
 
 @pytest.mark.parametrize(
