@@ -158,6 +158,7 @@ def test_only_calls_in_flight_at_a_kill_are_asked_again(runs: Runs) -> None:
     for i, killed in enumerate(runs.chain):
         later = {key for k in runs.chain[i + 1 :] for key in k.keys}
         repeated[killed.label] = len(set(killed.keys) & later)
+    print("calls asked again after each kill point:", repeated)  # whole in a failure's report
     assert all(n <= IN_FLIGHT for n in repeated.values()), repeated
     assert len(asked) - len(runs.baseline_keys) == sum(repeated.values())
 
