@@ -165,7 +165,7 @@ class Gate(_Section):
         0.5, ge=0, le=1, description="min score(reference) - score(non-answer) for a reliable judge"
     )
     method: Literal["fixed", "sequential"] = Field(
-        "fixed",
+        "sequential",
         description="fixed: rollouts.weak/strong rollouts and the rules above; sequential: "
         "rollouts in batches until the evidence is clear (tasks/gate_sequential.py), deciding "
         "on the means (the single-rollout rules weak_max_max and forbid_zero_* are fixed-only)",

@@ -23,7 +23,7 @@ from rich.table import Table
 
 from autodata import schemas
 from autodata.progress import Reporter
-from autodata.settings import ROLES, Loop, Models, Paths, Rollouts, Settings
+from autodata.settings import ROLES, Gate, Loop, Models, Paths, Rollouts, Settings
 
 RESULTS = Path(__file__).resolve().parent / "results"
 _PASSAGE = (
@@ -76,8 +76,12 @@ def bench_settings(
     """Settings whose roles all use ``base_url`` with ``concurrency`` requests in flight each;
     sampling settings are the recipe's defaults. The fresh re-scoring of accepted items is off
     unless ``rollouts`` is given, and the judge asks one call per criterion unless ``loop`` is
-    given: the throughput benchmarks measure the loop they were defined on (32 calls a source)."""
+    given, and the gate is the fixed 3+3 one unless ``gate`` names a method: the throughput
+    benchmarks measure the loop they were defined on (32 calls a source)."""
     sections.setdefault("rollouts", Rollouts(fresh=0))
+    gate = sections.get("gate") or Gate()
+    if "method" not in gate.model_fields_set:
+        sections["gate"] = gate.model_copy(update={"method": "fixed"})
     loop = sections.get("loop") or Loop()
     if "judge_protocol" not in loop.model_fields_set:
         sections["loop"] = loop.model_copy(update={"judge_protocol": "per_criterion"})

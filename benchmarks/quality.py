@@ -225,6 +225,11 @@ def run(
     if not opts.sources.is_dir():
         raise ConfigError(f"{opts.sources}: not a directory; pass --sources DIR")
     if opts.gate == "both":
+        if settings.loop.mode == "verifiable":
+            raise ConfigError(
+                "--gate both compares the rubric gates; with loop.mode verifiable both arms "
+                "decide by the fixed rules: use --gate fixed, or loop.mode rubric"
+            )
         return run_both(settings, opts, reporter)
     root = _workdir(opts)
     machine, run_settings = common.machine(), bench_settings(settings, opts, root, cache)

@@ -16,7 +16,7 @@ from autodata import env
 
 env.configure(Path(__file__).resolve().parents[1])
 
-from autodata.settings import ROLES, Models, Paths, RoleModel, Settings  # noqa: E402
+from autodata.settings import ROLES, Gate, Models, Paths, RoleModel, Settings  # noqa: E402
 from autodata.testing.roles import LoopScript  # noqa: E402
 from autodata.testing.scripted_server import ScriptedServer  # noqa: E402
 
@@ -34,11 +34,19 @@ def prefect_harness() -> Iterator[None]:
 
 
 def make_settings(root: Path, base_url: str, **sections: Any) -> Settings:
-    """Settings whose roles all use the scripted server and whose paths live under ``root``."""
+    """Settings whose roles all use the scripted server and whose paths live under ``root``.
+
+    The gate is the fixed 3+3 one unless the test names a ``gate.method``: these tests script
+    exact scores for exactly 3 + 3 rollouts and check the fixed gate's rules; the sequential
+    gate (the default) has tests of its own that choose it."""
     role = {"backend": "openai", "base_url": base_url, "model": "scripted", "max_retries": 2}
     models = Models(**{r: RoleModel(**role, privileged=(r == "strong")) for r in ROLES})
     paths = Paths(**{name: root / str(value) for name, value in Paths().model_dump().items()})
-    return Settings(models=models, paths=paths, **sections)
+    gate = sections.pop("gate", Gate())
+    gate = Gate(**gate) if isinstance(gate, dict) else gate
+    if "method" not in gate.model_fields_set:
+        gate = gate.model_copy(update={"method": "fixed"})
+    return Settings(models=models, paths=paths, gate=gate, **sections)
 
 
 @pytest.fixture

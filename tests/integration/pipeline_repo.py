@@ -9,6 +9,7 @@ packages, pytest imports every conftest as the module ``conftest``, and a second
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -32,7 +33,10 @@ BIN = Path(sys.executable).parent  # this venv's bin: `autodata`, `dvc`, `prefec
 
 
 def make_repo(target: Path) -> Path:
-    """Copy :data:`TRACKED` into ``target``, ``git init`` it and commit (no outputs, no caches)."""
+    """Copy :data:`TRACKED` into ``target``, ``git init`` it and commit (no outputs, no caches).
+
+    Its params.yaml runs the fixed 3+3 gate: these tests count requests of exactly 3 + 3
+    rollouts per candidate (the sequential gate draws as the evidence asks)."""
     for name in TRACKED:
         src, dst = REPO / name, target / name
         dst.parent.mkdir(parents=True, exist_ok=True)
@@ -40,6 +44,11 @@ def make_repo(target: Path) -> Path:
             shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         else:
             shutil.copy2(src, dst)
+    params = target / "params.yaml"
+    text = params.read_text()
+    pinned = re.sub(r"(?m)^  method: sequential\b", "  method: fixed     ", text)
+    assert pinned != text, "params.yaml: gate.method line not found"
+    params.write_text(pinned)
     git(target, "init", "-q", "-b", "main")
     git(target, "config", "user.email", "tests@autodata.invalid")
     git(target, "config", "user.name", "autodata tests")

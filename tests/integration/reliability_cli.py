@@ -29,6 +29,8 @@ models:
 loop:
   max_rounds: 2
   max_infra_retries: 1
+gate:
+  method: fixed  # stops and outages, not the gate: a known 3 + 3 rollouts per candidate
 paths:
   sources: data/sources
   interim: data/interim

@@ -42,6 +42,7 @@ def project(root: Path) -> Path:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["loop"].update(max_rounds=1, max_infra_retries=0)
     params["rollouts"].update(weak=2, strong=2)
+    params["gate"]["method"] = "fixed"  # a known number of calls per round
     for role in params["models"].values():  # server death, not quality: the 135M starts fastest
         role["model"] = "embedded:smollm2-135m-instruct"
     params["vllm"]["python"] = str(VLLM_PYTHON)

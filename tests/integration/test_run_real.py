@@ -54,6 +54,7 @@ def _project(tmp_path: Path) -> Path:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["loop"].update(max_rounds=1, max_infra_retries=0)
     params["rollouts"].update(weak=2, strong=2, fresh=0)
+    params["gate"]["method"] = "fixed"  # exactly 2 + 2 rollouts, checked below
     params["vllm"]["python"] = str(VLLM_PYTHON)
     params["paths"]["models"] = str(ROOT / ".cache" / "models")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))

@@ -141,3 +141,16 @@ def test_from_run_without_a_finished_run_is_one_line(tmp_path: Path) -> None:
                                       "bench", "quality", "--from-run", str(tmp_path)])  # fmt: skip
     assert result.exit_code == 2
     assert "no finished run is there" in result.output
+
+
+def test_both_gates_in_verifiable_mode_is_refused_in_one_line(
+    sources_dir: Path, tmp_path: Path
+) -> None:
+    """The sequential gate is rubric-only: two verifiable arms would be the same run twice."""
+    params = _params(tmp_path, "http://127.0.0.1:9/v1")
+    args = ["--params", str(params), "bench", "quality", "--sources", str(sources_dir),
+            "--gate", "both", "--workdir", str(tmp_path / "run")]  # fmt: skip
+    result = CliRunner().invoke(app, args, env={"AUTODATA_LOOP__MODE": "verifiable"})
+    assert result.exit_code == 2, result.output
+    assert "use --gate fixed" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "run").exists()

@@ -13,8 +13,8 @@ from autodata import lineage, schemas
 from autodata.errors import AutodataError
 from autodata.settings import ROLES, Gate
 
-GATE = Gate().model_dump_json()
-STRICT = Gate(min_gap=0.5).model_dump_json()
+GATE = Gate(method="fixed").model_dump_json()
+STRICT = Gate(method="fixed", min_gap=0.5).model_dump_json()
 
 
 def source(

@@ -18,7 +18,7 @@ def settings(root: Path, **sections: object) -> Settings:
 
 
 def test_hash_recipe_is_the_settings_recipe_hash(tmp_path: Path) -> None:
-    for s in (settings(tmp_path), settings(tmp_path, gate=Gate(min_gap=0.3))):
+    for s in (settings(tmp_path), settings(tmp_path, gate=Gate(method="fixed", min_gap=0.3))):
         assert recipes.hash_recipe(s.recipe()) == s.recipe_hash()
         # ... also after a JSON round trip (the generate stage's snapshot)
         assert recipes.hash_recipe(json.loads(json.dumps(s.recipe()))) == s.recipe_hash()
@@ -39,7 +39,9 @@ def test_record_writes_each_hash_once(tmp_path: Path) -> None:
 def test_record_appends_a_new_recipe_and_keeps_the_old(tmp_path: Path) -> None:
     path = tmp_path / "recipes.jsonl"
     one = recipes.record(path, settings(tmp_path).recipe(), "r1")
-    two = recipes.record(path, settings(tmp_path, gate=Gate(min_gap=0.3)).recipe(), "r2")
+    two = recipes.record(
+        path, settings(tmp_path, gate=Gate(method="fixed", min_gap=0.3)).recipe(), "r2"
+    )
     registry = recipes.read_registry(path)
     assert list(registry) == [one, two]
     assert registry[two]["recipe"]["gate"]["min_gap"] == 0.3
@@ -53,7 +55,9 @@ def test_read_registry_of_a_missing_file_is_empty(tmp_path: Path) -> None:
 def test_record_recipe_records_the_generate_snapshot_and_the_current_recipe(tmp_path: Path) -> None:
     generated = settings(tmp_path)
     recipes.write_snapshot(generated)
-    retuned = settings(tmp_path, gate=Gate(min_gap=0.5))  # the gate changed after generate
+    retuned = settings(
+        tmp_path, gate=Gate(method="fixed", min_gap=0.5)
+    )  # the gate changed after generate
     path = retuned.paths.recipe_registry
     hashes = recipes.record_recipe(retuned, path, "rev")
     assert hashes == [generated.recipe_hash(), retuned.recipe_hash()]

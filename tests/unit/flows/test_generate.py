@@ -388,7 +388,8 @@ async def test_a_gate_change_reruns_only_the_steps_it_applies_to(
     server = scripted()
     copy = _copy_run(done, tmp_path / "gate-changed", server)
     _forget_outputs(copy.settings)
-    settings = copy.settings.model_copy(update={"gate": Gate(min_gap=0.3)})
+    gate = copy.settings.gate.model_copy(update={"min_gap": 0.3})
+    settings = copy.settings.model_copy(update={"gate": gate})
     rerun = await run_loop(settings)
     assert sum(chat_counts(server).values()) == 0
     for step in ("challenges", "weak_rollouts", "weak_judgments"):

@@ -17,7 +17,7 @@ from rich.console import Console
 
 from autodata.llm.cache import CallCache, cache_key
 from autodata.progress import Reporter
-from autodata.settings import ROLES, Loop, Models, Paths, RoleModel, Settings
+from autodata.settings import ROLES, Gate, Loop, Models, Paths, RoleModel, Settings
 from autodata.testing.replies import Reply
 from autodata.testing.roles import LoopScript, role_of
 from autodata.testing.scripted_server import RecordedRequest, ScriptedServer
@@ -33,7 +33,10 @@ def settings_for(root: Path, base_url: str) -> Settings:
     role = {"backend": "openai", "base_url": base_url, "model": "scripted", "max_retries": 0}
     models = Models(**{r: RoleModel(**role, privileged=(r == "strong")) for r in ROLES})
     paths = Paths(**{name: root / str(value) for name, value in Paths().model_dump().items()})
-    return Settings(models=models, paths=paths, loop=Loop(max_rounds=2, max_infra_retries=1))
+    gate = Gate(method="fixed")  # the seeds below assume 3 + 3 rollouts at selection
+    return Settings(
+        models=models, paths=paths, gate=gate, loop=Loop(max_rounds=2, max_infra_retries=1)
+    )
 
 
 def is_chat(request: RecordedRequest) -> bool:

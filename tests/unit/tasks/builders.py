@@ -10,7 +10,7 @@ import polars as pl
 from autodata import schemas
 from autodata.settings import ROLES, Gate
 
-GATE = Gate()
+GATE = Gate(method="fixed")
 RECIPE_HASH = "r3c1pe0hash0"
 GIT_REV = "0123abc"
 MODELS = {

@@ -20,7 +20,7 @@ from tasks import accept
 from tasks.accept import PENDING, decide, decide_one, feedback_line, summarize
 from tasks.judge import score_verifiable
 
-GATE = Gate()
+GATE = Gate(method="fixed")
 CID = "cand-1"
 
 
@@ -155,7 +155,7 @@ def test_strong_is_pending_only_after_the_weak_gate_passes() -> None:
     ],
 )
 def test_a_zero_weak_rollout(weak: list[float], forbid: bool, expected: str) -> None:
-    assert decision(weak=weak, gate=Gate(forbid_zero_weak=forbid)) == expected
+    assert decision(weak=weak, gate=Gate(method="fixed", forbid_zero_weak=forbid)) == expected
 
 
 # --- the strong gate ----------------------------------------------------------------------
@@ -182,7 +182,7 @@ def test_strong_gate_boundaries(weak: list[float], strong: list[float], expected
 
 
 def test_a_zero_strong_rollout_is_allowed_when_the_gate_says_so() -> None:
-    gate = Gate(forbid_zero_strong=False)
+    gate = Gate(method="fixed", forbid_zero_strong=False)
     assert decision(weak=[0.2] * 3, strong=[0.0, 1.0, 1.0], gate=gate) == "accepted"
 
 
@@ -198,7 +198,7 @@ def test_failed_strong_reasons_and_feedback_carry_the_figures() -> None:
 
 
 def test_gate_thresholds_come_from_the_gate_not_constants() -> None:
-    strict = Gate(weak_mean_max=0.3, weak_max_max=0.5, min_gap=0.5)
+    strict = Gate(method="fixed", weak_mean_max=0.3, weak_max_max=0.5, min_gap=0.5)
     assert decision(weak=[0.4] * 3, gate=strict) == "too_easy"
     assert decision(weak=[0.3] * 3, strong=[0.79] * 3, gate=strict) == "failed_strong"
     assert decision(weak=[0.3] * 3, strong=[0.8] * 3, gate=strict) == "accepted"
@@ -428,6 +428,7 @@ def _random_gate(rng: random.Random) -> Gate:
     weak_mean_max = rng.choice([0.5, 0.6, 0.65])
     strong_min = rng.choice([0.5, 0.6, 0.7])
     return Gate(
+        method="fixed",
         weak_mean_max=weak_mean_max,
         weak_max_max=rng.choice([weak_mean_max, 0.75, 0.8]),
         strong_mean_min=strong_min,

@@ -156,7 +156,7 @@ async def test_malformed_challenger_output_is_failed_quality(
     challenger = requests_of(server, "challenger")
     assert len(challenger) == server.count() == 3  # max_resamples + 1, and no verifier call
     assert [b["seed"] for b in challenger] == [1 + k * RESAMPLE_SEED_STRIDE for k in range(3)]
-    rounds = accept.decide(frame, schemas.empty(schemas.JUDGMENTS), Gate())
+    rounds = accept.decide(frame, schemas.empty(schemas.JUDGMENTS), Gate(method="fixed"))
     assert rounds["decision"].to_list() == ["failed_quality"]
 
 
@@ -188,7 +188,7 @@ async def test_a_challenger_that_always_fails_is_infra_error(scripted: Scripted)
         r.startswith("challenger call failed:") and "HTTP 500" in r for r in frame["qv_reason"]
     )
     assert server.count() == 2 * 3  # max_retries + 1 per source, then a row, not a crash
-    rounds = accept.decide(frame, schemas.empty(schemas.JUDGMENTS), Gate())
+    rounds = accept.decide(frame, schemas.empty(schemas.JUDGMENTS), Gate(method="fixed"))
     assert rounds["decision"].to_list() == ["infra_error"] * 2
 
 
@@ -400,7 +400,9 @@ async def test_later_rounds_get_typed_feedback_and_ask_for_a_new_angle(scripted:
         judgments = pl.DataFrame(
             _judgments(cid, weak, strong) if weak else [], schema=schemas.JUDGMENTS
         )
-        decided = accept.decide(frame.filter(pl.col("candidate_id") == cid), judgments, Gate())
+        decided = accept.decide(
+            frame.filter(pl.col("candidate_id") == cid), judgments, Gate(method="fixed")
+        )
         history = pl.concat([history, decided])
     assert history["decision"].to_list() == ["too_easy", "failed_strong", "failed_quality"]
 

@@ -211,7 +211,7 @@ def test_broken_invariant_fails_naming_expectation_and_id(
 
 def test_each_row_is_judged_by_its_own_recorded_gate() -> None:
     accepted, rounds = make_tables()
-    lenient = gate_json(Gate(min_gap=0.1))
+    lenient = gate_json(Gate(method="fixed", min_gap=0.1))
     narrow = {"weak_mean": 0.5, "weak_max": 0.6, "strong_mean": 0.65, "gap": 0.65 - 0.5}
     accepted = set_cell(accepted, 1, **narrow, gate=lenient)
     rounds = rounds.with_columns(
@@ -224,7 +224,7 @@ def test_each_row_is_judged_by_its_own_recorded_gate() -> None:
 
 def test_float_noise_at_a_threshold_is_not_a_violation() -> None:
     gap = 0.7 - 0.5  # 0.19999999999999996 < 0.2
-    assert gap < Gate().min_gap
+    assert gap < Gate(method="fixed").min_gap
     accepted, rounds = make_tables()
     accepted = set_cell(accepted, 0, weak_mean=0.5, weak_max=0.6, strong_mean=0.7, gap=gap)
     assert run((accepted, rounds)).success
@@ -307,8 +307,8 @@ def test_write_report_is_plain_json(tmp_path: Path) -> None:
         ("{not json", False),
         ("[1, 2]", False),
         (json.dumps({"min_gap": 0.2}), False),
-        (json.dumps(Gate().model_dump() | {"surprise": 1}), False),
-        (json.dumps(Gate().model_dump() | {"min_gap": 1.5}), False),
+        (json.dumps(Gate(method="fixed").model_dump() | {"surprise": 1}), False),
+        (json.dumps(Gate(method="fixed").model_dump() | {"min_gap": 1.5}), False),
     ],
 )
 def test_parse_gate_accepts_only_a_complete_valid_gate(raw: str | None, ok: bool) -> None:
