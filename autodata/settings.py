@@ -8,150 +8,34 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
-    SecretStr,
     ValidationError,
-    ValidationInfo,
-    field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from autodata.errors import ConfigError
+from autodata.model_settings import EMBEDDED_MODEL as EMBEDDED_MODEL
+from autodata.model_settings import OPTIMIZER_ROLES as OPTIMIZER_ROLES
+from autodata.model_settings import ROLES as ROLES
+from autodata.model_settings import THINKING_MAX_TOKENS as THINKING_MAX_TOKENS
+from autodata.model_settings import Models as Models
+from autodata.model_settings import RoleModel as RoleModel
+from autodata.paths import Paths as Paths
+from autodata.paths import RoundFiles as RoundFiles
+from autodata.paths import StepFiles as StepFiles
+from autodata.section import MAX_S as MAX_S
+from autodata.section import Section
 
-ROLES = ("challenger", "verifier", "weak", "strong", "judge")
-OPTIMIZER_ROLES = ("analyzer", "editor")  # meta-optimization only: `autodata run` never starts them
-EMBEDDED_MODEL = "embedded:smollm2-135m-instruct"
-MAX_S = 86400.0  # the longest duration a setting may name: a day
 MIN_RUBRIC_TOKENS = 128  # the smallest judge budget loop.judge_protocol per_answer accepts
-THINKING_MAX_TOKENS = 4096  # default budget of a role with thinking on (max_tokens unset)
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    @field_validator("*")
-    @classmethod
-    def _sane_number(cls, value: Any, info: ValidationInfo) -> Any:
-        """Every number finite (YAML's ``.inf``/``.nan`` passed ``gt=0`` and crashed the run);
-        every duration (a ``*_s`` key) at most a day."""
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ValueError("must be a finite number")
-        if isinstance(value, float) and (info.field_name or "").endswith("_s") and value > MAX_S:
-            raise ValueError(f"must be at most {MAX_S:g} seconds (a day)")
-        return value
-
-
-class RoleModel(_Section):
-    """How one role reaches its model, and how it samples."""
-
-    backend: Literal["vllm", "openai"] = "vllm"
-    model: str = EMBEDDED_MODEL
-    base_url: str | list[str] | None = Field(
-        None,
-        description="for backend=openai: e.g. http://host:8000/v1, or a list of such URLs (one "
-        "per server serving the model: calls are balanced across them, autodata/llm/balance.py)",
-    )
-    api_key: SecretStr | None = Field(None, description="environment only")
-    temperature: float = Field(0.7, ge=0.0, le=2.0)
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
-    max_tokens: int = Field(512, ge=1, le=32768)
-    seed: int = 0
-    privileged: bool = Field(False, description="solver also sees the source document")
-    max_concurrency: int = Field(4, ge=1, le=1024)
-    timeout_s: float = Field(120.0, gt=0)
-    max_retries: int = Field(3, ge=0, le=20)
-    max_resamples: int = Field(2, ge=0, le=10, description="re-asks on unparseable JSON")
-    guided_json_hints: bool = Field(
-        True, description="add vLLM guidance whitespace hints to JSON schemas (DESIGN §4)"
-    )
-    retry_max_tokens: int | None = Field(
-        None,
-        ge=1,
-        le=131072,
-        description="a solver answer cut at max_tokens is asked again once with this budget "
-        "(default 4 x max_tokens; equal to max_tokens: never)",
-    )
-    thinking: Literal["auto", "on", "off"] = Field(
-        "auto", description="reasoning models: chat_template_kwargs.enable_thinking (vLLM/SGLang)"
-    )
-    reasoning_effort: str | None = Field(None, description="sent as reasoning_effort if set")
-    reasoning_api: bool | None = Field(
-        None,
-        description="OpenAI reasoning-model parameters (max_completion_tokens, no temperature/"
-        "top_p/logprobs); null = detect from the model name (o1/o3/o4/gpt-5)",
-    )
-    strict_json: bool = Field(True, description="send json_schema.strict: true")
-    extra_body: dict[str, Any] = Field(
-        default_factory=dict, description="merged into every request body (server-specific)"
-    )
-    rate_limit_wait_s: float = Field(
-        600.0, gt=0, le=86400, description="longest a call waits out HTTP 429s before failing"
-    )
-
-    @field_validator("base_url")
-    @classmethod
-    def _one_or_more_urls(cls, value: str | list[str] | None) -> str | list[str] | None:
-        """A list names each endpoint once; a list of one is that URL."""
-        if not isinstance(value, list):
-            return value
-        if not value or not all(url.strip() for url in value):
-            raise ValueError("a list of URLs must name at least one, and none empty")
-        if len({url.strip().rstrip("/") for url in value}) < len(value):
-            raise ValueError("names the same URL twice; list each endpoint once")
-        return value[0] if len(value) == 1 else value
-
-    @property
-    def base_urls(self) -> list[str]:
-        """Every endpoint of the role (none for a managed server)."""
-        if self.base_url is None:
-            return []
-        return [self.base_url] if isinstance(self.base_url, str) else list(self.base_url)
-
-    @model_validator(mode="after")
-    def _openai_needs_url(self) -> RoleModel:
-        if self.backend == "openai" and not self.base_url:
-            raise ValueError("backend 'openai' needs base_url (e.g. http://127.0.0.1:8000/v1)")
-        return self
-
-    @model_validator(mode="after")
-    def _thinking_budget(self) -> RoleModel:
-        # A reasoning model thinks before it answers: a few hundred tokens (a judge's reply) end
-        # inside the think block. Unless max_tokens was set, give thinking room.
-        if self.thinking == "on" and "max_tokens" not in self.model_fields_set:
-            object.__setattr__(self, "max_tokens", max(self.max_tokens, THINKING_MAX_TOKENS))
-        return self
-
-    @property
-    def budget_retry(self) -> int:
-        """The one larger budget for a cut solver answer (0: no retry)."""
-        cap = self.retry_max_tokens or min(4 * self.max_tokens, 32768)
-        return cap if cap > self.max_tokens else 0
-
-
-class Models(_Section):
-    challenger: RoleModel = RoleModel(temperature=0.3, max_tokens=768, timeout_s=600)
-    verifier: RoleModel = RoleModel(temperature=0.0, max_tokens=256)
-    weak: RoleModel = RoleModel(temperature=0.7, max_tokens=256, timeout_s=300)
-    strong: RoleModel = RoleModel(temperature=0.7, max_tokens=256, privileged=True, timeout_s=300)
-    judge: RoleModel = RoleModel(temperature=0.0, max_tokens=512, timeout_s=600)  # per_answer JSON
-    analyzer: RoleModel = RoleModel(temperature=0.3, max_tokens=512, timeout_s=600)
-    editor: RoleModel = RoleModel(temperature=0.7, max_tokens=768, timeout_s=600)
-
-    def role(self, name: str) -> RoleModel:
-        return getattr(self, name)
-
-
-class Gate(_Section):
+class Gate(Section):
     """Acceptance thresholds (DESIGN §1 steps 5 and 7)."""
 
     weak_mean_max: float = Field(0.65, ge=0, le=1)
@@ -209,7 +93,7 @@ class Gate(_Section):
         return self
 
 
-class Prompts(_Section):
+class Prompts(Section):
     """Replacement text of the challenger-side templates (``autodata/prompts/<name>.md``, same
     ``$name`` placeholders); null = the packaged file. ``autodata optimize promote`` writes it."""
 
@@ -226,7 +110,7 @@ class Prompts(_Section):
         return {name: text for name, text in self.model_dump().items() if text is not None}
 
 
-class Optimize(_Section):
+class Optimize(Section):
     """Meta-optimization of the challenger side (docs/optimize.md). Budgets: null = no limit."""
 
     iterations: int = Field(20, ge=0, le=100000)
@@ -246,7 +130,7 @@ class Optimize(_Section):
     digest_chars: int = Field(3000, ge=200, description="characters of rounds the analyzer reads")
 
 
-class Rollouts(_Section):
+class Rollouts(Section):
     """Rollouts per role: ``weak``/``strong`` for the fixed gate; the rest for the sequential gate
     and the fresh re-scoring of accepted items."""
 
@@ -271,7 +155,7 @@ class Rollouts(_Section):
         return self
 
 
-class Loop(_Section):
+class Loop(Section):
     max_rounds: int = Field(8, ge=1, le=100)
     max_infra_retries: int = Field(2, ge=0, le=20, description="extra rounds for infra errors")
     mode: Literal["rubric", "verifiable"] = "rubric"
@@ -303,7 +187,7 @@ class Loop(_Section):
         return self
 
 
-class Ingest(_Section):
+class Ingest(Section):
     text_column: str = "text"
     max_section_chars: int = Field(3000, ge=200)
     min_chars: int = Field(40, ge=1)
@@ -319,7 +203,7 @@ class Ingest(_Section):
     )
 
 
-class Validate(_Section):
+class Validate(Section):
     """Dataset-level difficulty checks run by the Great Expectations gate before export."""
 
     min_median_gap: float = Field(0.20, ge=0, le=1)
@@ -327,7 +211,7 @@ class Validate(_Section):
     min_accepted: int = Field(0, ge=0, description="fail validation below this many accepted rows")
 
 
-class ServerOptions(_Section):
+class ServerOptions(Section):
     """How the managed vLLM server of one model is started, where it differs from the ``vllm``
     block (unset = the block's value). Keyed by the model name roles use in ``models``."""
 
@@ -345,7 +229,7 @@ class ServerOptions(_Section):
     extra_args: list[str] | None = Field(None, description="replaces vllm.extra_args")
 
 
-class Vllm(_Section):
+class Vllm(Section):
     """How managed vLLM servers are started (the environment is separate from the pipeline's)."""
 
     python: Path = Path(".venv-vllm/bin/python")
@@ -358,160 +242,6 @@ class Vllm(_Section):
     models: dict[str, ServerOptions] = Field(
         default_factory=dict, description="per-model server settings, by model name"
     )
-
-
-class RoundFiles(NamedTuple):
-    """One round's files of the loop, one per step (read back instead of recomputed on resume)."""
-
-    challenges: Path
-    weak_rollouts: Path
-    weak_judgments: Path
-    strong_rollouts: Path
-    strong_judgments: Path
-    rounds: Path
-    fresh_weak_rollouts: Path  # the fresh re-scoring of the round's accepted items
-    fresh_weak_judgments: Path
-    fresh_strong_rollouts: Path
-    fresh_strong_judgments: Path
-
-
-class StepFiles(NamedTuple):
-    """One step of the sequential gate inside a round: the rollouts it drew and their grades."""
-
-    weak_rollouts: Path
-    weak_judgments: Path
-    strong_rollouts: Path
-    strong_judgments: Path
-
-
-class Paths(_Section):
-    """Every path named once: the directories are settings; every file the pipeline writes in
-    them is a property here, its name spelled nowhere else (``tests/unit/test_dvc_yaml.py``
-    holds ``dvc.yaml`` to them). Inside a directory that one module owns whole (the export,
-    the plots, the Data Docs, the call cache) that module lays out its own files."""
-
-    sources: Path = Path("data/sources")
-    interim: Path = Path("data/interim")
-    processed: Path = Path("data/processed")
-    export: Path = Path("data/export")
-    metrics: Path = Path("metrics")
-    reports: Path = Path("reports")
-    cache: Path = Path(".cache/llm")
-    models: Path = Path(".cache/models")
-    logs: Path = Path(".cache/logs")
-    optimize: Path = Path("data/optimize")  # meta-optimization: splits, variants, history, state
-
-    @property
-    def sources_table(self) -> Path:
-        return self.processed / "sources.parquet"
-
-    @property
-    def rounds_table(self) -> Path:
-        return self.processed / "rounds.parquet"
-
-    @property
-    def accepted_table(self) -> Path:
-        return self.processed / "accepted.parquet"
-
-    @property
-    def generate_metrics(self) -> Path:
-        return self.metrics / "generate.json"
-
-    @property
-    def optimize_metrics(self) -> Path:
-        """Meta-optimization's figures, one entry per evaluated variant (``dvc metrics diff``)."""
-        return self.metrics / "optimize.json"
-
-    @property
-    def skipped_sources_table(self) -> Path:
-        return self.processed / "skipped_sources.parquet"
-
-    @property
-    def validation_metrics(self) -> Path:
-        return self.metrics / "validation.json"
-
-    @property
-    def data_docs(self) -> Path:
-        return self.reports / "validation"
-
-    @property
-    def plots(self) -> Path:
-        return self.reports / "plots"
-
-    @property
-    def challenges_table(self) -> Path:
-        """The loop's items, every round (generate writes it, accept reads it)."""
-        return self.interim / "challenges.parquet"
-
-    @property
-    def rollouts_table(self) -> Path:
-        return self.interim / "rollouts.parquet"
-
-    @property
-    def judgments_table(self) -> Path:
-        return self.interim / "judgments.parquet"
-
-    @property
-    def loop_rounds_table(self) -> Path:
-        """The loop's own decisions (under the gate it searched with)."""
-        return self.interim / "loop_rounds.parquet"
-
-    @property
-    def calls_file(self) -> Path:
-        """The generate stage's call counts per role (read by ``autodata stage accept``)."""
-        return self.interim / "calls.json"
-
-    @property
-    def recipe_snapshot(self) -> Path:
-        """The recipe the generate stage ran with."""
-        return self.interim / "recipe.json"
-
-    @property
-    def recipe_registry(self) -> Path:
-        """Every recipe that produced data, by hash (:mod:`autodata.recipes`); only grows."""
-        return self.processed / "recipes.jsonl"
-
-    @property
-    def lock_file(self) -> Path:
-        """The project's run lock (:mod:`autodata.runlock`)."""
-        return self.interim / ".autodata.lock"
-
-    @property
-    def prefect_log(self) -> Path:
-        """The temporary Prefect server's log (:mod:`autodata.prefect_api`)."""
-        return self.logs / "prefect-server.log"
-
-    def work_dir(self, work_key: str) -> Path:
-        """A work folder of the loop (one per source set): ``round_NN/<key>/<step>.parquet``."""
-        return self.interim / "work" / work_key
-
-    def round_files(
-        self, work_key: str, round_no: int, keys: Mapping[str, str] | None = None
-    ) -> RoundFiles:
-        """The files of round ``round_no`` in the work folder ``work_key``, each in a folder
-        named by its content key ``keys[step]`` (:func:`tasks.generate.round_keys`), so a file
-        is read back only when everything that makes it is unchanged. A step without a key of
-        its own takes the round's (``keys["rounds"]``), which covers the whole recipe."""
-        folder, keys = self.work_dir(work_key) / f"round_{round_no:02d}", keys or {}
-        own = {step: keys.get(step, keys.get("rounds", "")) for step in RoundFiles._fields}
-        return RoundFiles(*(folder / own[step] / f"{step}.parquet" for step in RoundFiles._fields))
-
-    def step_files(self, work_key: str, round_no: int, key: str, step: int) -> StepFiles:
-        """The files of step ``step`` of the sequential gate in round ``round_no``, under the
-        round's content key ``key`` (its ``rounds`` file's: the whole recipe)."""
-        folder = self.work_dir(work_key) / f"round_{round_no:02d}" / key / f"step_{step:02d}"
-        return StepFiles(*(folder / f"{name}.parquet" for name in StepFiles._fields))
-
-    @property
-    def anchors_table(self) -> Path:
-        """The judge's verdicts on the drift anchors, graded at the start of the last run."""
-        return self.interim / "judge_anchors.parquet"
-
-    @staticmethod
-    def round_of(folder: Path) -> int | None:
-        """The number of a ``round_NN`` folder (as :meth:`round_files` names it), else None."""
-        digits = folder.name.removeprefix("round_")
-        return int(digits) if digits != folder.name and digits.isdigit() else None
 
 
 class Settings(BaseSettings):
