@@ -29,7 +29,7 @@ from autodata.llm import status
 from autodata.llm.cache import CallCache, cache_key
 from autodata.llm.reply import BadReply, InvalidOutput, Reply, decode, normalise, parse_json
 from autodata.llm.status import Transient
-from autodata.llm.wire import GUIDANCE_HINTS, WireOptions, build_body
+from autodata.llm.wire import GUIDANCE_HINTS, ChatRequest, WireOptions, build_body
 
 __all__ = [
     "GUIDANCE_HINTS",
@@ -44,30 +44,6 @@ RESAMPLE_SEED_STRIDE = 1_000_003  # seeds of re-asks after unparseable JSON: see
 RATE_LIMIT_FIRST_S = 1.0  # a 429 without Retry-After: wait this, doubling per 429 in a row
 RATE_LIMIT_MAX_S = 60.0
 _log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ChatRequest:
-    """One chat call. ``response_model`` asks for JSON that validates against that model.
-
-    ``retry_max_tokens``: a text reply cut at ``max_tokens`` (``finish_reason == "length"``) is
-    asked again once with this larger budget; 0 = never.
-    """
-
-    messages: tuple[tuple[str, str], ...]  # (role, content)
-    temperature: float = 0.7
-    top_p: float = 1.0
-    max_tokens: int = 512
-    seed: int = 0
-    n: int = 1
-    response_model: type[BaseModel] | None = None
-    top_logprobs: int = 0  # >0: ask for the first tokens' top logprobs
-    retry_max_tokens: int = 0
-
-    @staticmethod
-    def of(system: str, user: str, **kwargs: Any) -> ChatRequest:
-        """A request with one system and one user message."""
-        return ChatRequest(messages=(("system", system), ("user", user)), **kwargs)
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Request bodies on the OpenAI chat wire format, shaped per role for the server behind it.
 
-One request (:class:`autodata.llm.client.ChatRequest`) becomes one JSON body here, so the
-differences between servers live in one place:
+One request (:class:`ChatRequest`, defined here, sent by :mod:`autodata.llm.client`) becomes
+one JSON body here, so the differences between servers live in one place:
 
 - **thinking** (``on``/``off``) is sent as ``chat_template_kwargs.enable_thinking``, the switch
   Qwen3-style chat templates read on vLLM and SGLang; ``auto`` sends nothing.
@@ -17,15 +17,36 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
-if TYPE_CHECKING:
-    from autodata.llm.client import ChatRequest
-
 GUIDANCE_HINTS = {"whitespace_flexible": False, "key_separator": ": ", "item_separator": ", "}
 _OPENAI_REASONING = re.compile(r"^(?:openai/)?(?:o\d|gpt-5)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """One chat call. ``response_model`` asks for JSON that validates against that model.
+
+    ``retry_max_tokens``: a text reply cut at ``max_tokens`` (``finish_reason == "length"``) is
+    asked again once with this larger budget; 0 = never.
+    """
+
+    messages: tuple[tuple[str, str], ...]  # (role, content)
+    temperature: float = 0.7
+    top_p: float = 1.0
+    max_tokens: int = 512
+    seed: int = 0
+    n: int = 1
+    response_model: type[BaseModel] | None = None
+    top_logprobs: int = 0  # >0: ask for the first tokens' top logprobs
+    retry_max_tokens: int = 0
+
+    @staticmethod
+    def of(system: str, user: str, **kwargs: Any) -> ChatRequest:
+        """A request with one system and one user message."""
+        return ChatRequest(messages=(("system", system), ("user", user)), **kwargs)
 
 
 @dataclass(frozen=True)
