@@ -174,6 +174,12 @@ def empty(schema: pl.Schema) -> pl.DataFrame:
     return pl.DataFrame(schema=schema)
 
 
+def concat(frames: list[pl.DataFrame], schema: pl.Schema) -> pl.DataFrame:
+    """``frames`` one under another; none (a step that drew nothing): an empty frame with
+    ``schema`` (``pl.concat`` raises on an empty list)."""
+    return pl.concat(frames) if frames else empty(schema)
+
+
 def check(frame: pl.DataFrame, schema: pl.Schema, name: str) -> pl.DataFrame:
     """Return ``frame`` with exactly ``schema``'s columns, or raise naming the mismatch.
 

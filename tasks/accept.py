@@ -247,7 +247,7 @@ def decide_task(
 ) -> pl.DataFrame:
     """A round's ``rounds`` rows from its challenges and every judgment of the round, decided
     under ``rules`` and written to ``target`` (always: deciding costs no call)."""
-    rounds = rules.decide(challenges, pl.concat(judgments))
+    rounds = rules.decide(challenges, schemas.concat(judgments, schemas.JUDGMENTS))
     write_parquet(rounds, target)
     return rounds
 

@@ -82,5 +82,5 @@ def fresh_plan(rounds: pl.DataFrame, rollouts: Rollouts) -> dict[str, tuple[int,
 @task(name="plan", cache_policy=NO_CACHE)
 def plan_task(challenges: pl.DataFrame, judgments: list[pl.DataFrame], rules: Rules) -> Plan:
     """Prefect wrapper of :func:`sequential_plan` over the round's judgments so far."""
-    graded = pl.concat(judgments) if judgments else schemas.empty(schemas.JUDGMENTS)
+    graded = schemas.concat(judgments, schemas.JUDGMENTS)
     return sequential_plan(challenges, graded, rules.gate, rules.rollouts)

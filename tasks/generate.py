@@ -190,21 +190,18 @@ class LoopTables:
             judgments: list[pl.DataFrame], rounds: pl.DataFrame) -> None:  # fmt: skip
         """Keep one round's tables."""
         self.challenges.append(challenges)
-        self.rollouts.append(pl.concat(rollouts))
-        self.judgments.append(pl.concat(judgments))
+        self.rollouts.append(schemas.concat(rollouts, schemas.ROLLOUTS))
+        self.judgments.append(schemas.concat(judgments, schemas.JUDGMENTS))
         self.rounds.append(rounds)
 
     def history(self) -> pl.DataFrame:
         """The ``rounds`` rows so far (what the next round's feedback and open sources read)."""
-        return pl.concat(self.rounds) if self.rounds else schemas.empty(schemas.ROUNDS)
+        return schemas.concat(self.rounds, schemas.ROUNDS)
 
     def frames(self) -> dict[str, pl.DataFrame]:
         pairs = [("challenges", self.challenges, schemas.CHALLENGES), ("rollouts", self.rollouts, schemas.ROLLOUTS),
                  ("judgments", self.judgments, schemas.JUDGMENTS), ("loop_rounds", self.rounds, schemas.ROUNDS)]  # fmt: skip
-        return {
-            name: pl.concat(parts) if parts else schemas.empty(schema)
-            for name, parts, schema in pairs
-        }
+        return {name: schemas.concat(parts, schema) for name, parts, schema in pairs}
 
 
 def round_line(round_no: int, history: pl.DataFrame, n_open: int) -> str:

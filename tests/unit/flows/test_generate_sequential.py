@@ -82,3 +82,14 @@ def test_a_candidate_with_no_gap_is_given_up(scripted: Scripted, sources_dir: Pa
     assert set(rounds["decision"]) == {"failed_strong"}
     assert rounds["reason"].str.contains("<= futility").all()
     assert (rounds["strong_n"] < Rollouts().max_strong).all()
+
+
+def test_a_round_in_which_no_candidate_passes_quality_draws_nothing(scripted: Scripted, sources_dir: Path) -> None:  # fmt: skip
+    """Nothing to solve in a step (every item failed quality): the round is decided on no
+    judgments at all, not stopped by an empty concatenation (it was, on the real 135M)."""
+    leaks = {"leak": True, "clear": True, "rubric_ok": True, "reason": "the context states it"}
+    server = scripted(LoopScript(verifier=leaks))
+    rounds = run(sources_dir.parents[1], server, loop=Loop(max_rounds=2))
+    assert set(rounds["decision"]) == {"failed_quality"} and set(rounds["round"]) == {1, 2}
+    assert set(rounds["weak_n"]) == {0} and set(rounds["strong_n"]) == {0}
+    assert set(request_role_counts(server.requests)) == {"challenger", "verifier"}
